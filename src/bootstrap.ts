@@ -1,0 +1,99 @@
+import { INestApplication, INestApplicationContext, Logger, LoggerService, LogLevel, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DataSource } from 'typeorm';
+import { MigrationExecutor } from 'typeorm/migration/MigrationExecutor';
+import { AppModule } from './app.module';
+import { AppConfig } from './config/app-config';
+import { HttpExceptionFilter } from './common/errors/http-exception.filter';
+import { DomainError, ErrorCode } from './common/errors/domain-error';
+
+/** Largest request body accepted (orders and webhooks alike); larger ones get 413. */
+export const BODY_LIMIT = '256kb';
+
+export interface StartOptions {
+  logger?: LoggerService | LogLevel[] | false;
+}
+
+/** Builds the HTTP app (roles api and all); not yet listening. */
+export async function createHttpApp(config: AppConfig, options: StartOptions = {}): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    rawBody: true,
+    bufferLogs: false,
+    logger: options.logger ?? ['log', 'warn', 'error'],
+  });
+  app.useBodyParser('json', { limit: BODY_LIMIT });
+  app.useGlobalFilters(new HttpExceptionFilter());
+  app.useGlobalPipes(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      exceptionFactory: (errors) => new DomainError(ErrorCode.Validation, flattenValidation(errors).join('; ')),
+    }),
+  );
+  app.enableShutdownHooks();
+  await runMigrations(app);
+  return app;
+}
+
+/** Builds the worker process (role worker): queue processor and reconciler, no HTTP. */
+export async function createWorkerContext(config: AppConfig, options: StartOptions = {}): Promise<INestApplicationContext> {
+  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: options.logger ?? ['log', 'warn', 'error'] });
+  app.enableShutdownHooks();
+  await runMigrations(app);
+  return app;
+}
+
+/** Starts the process for its role; returns the app and, when it serves HTTP, its URL. */
+export async function startApp(config: AppConfig, options: StartOptions = {}): Promise<{ app: INestApplicationContext; url?: string }> {
+  if (config.role === 'worker') {
+    const app = await createWorkerContext(config, options);
+    await app.init();
+    return { app };
+  }
+  const app = await createHttpApp(config, options);
+  await app.listen(config.port, '0.0.0.0');
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  return { app, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * Runs pending migrations before any module starts work. The transaction-scoped
+ * advisory lock lets several instances boot at once: one migrates, the others
+ * wait and then find nothing pending.
+ */
+async function runMigrations(app: INestApplication | INestApplicationContext): Promise<void> {
+  const dataSource = app.get(DataSource);
+  const runner = dataSource.createQueryRunner();
+  try {
+    await runner.startTransaction();
+    await runner.query('SELECT pg_advisory_xact_lock(7355608)');
+    const executor = new MigrationExecutor(dataSource, runner);
+    executor.transaction = 'none';
+    const done = await executor.executePendingMigrations();
+    await runner.commitTransaction();
+    if (done.length > 0) new Logger('Migrations').log(`applied ${done.map((m) => m.name).join(', ')}`);
+  } catch (err) {
+    if (runner.isTransactionActive) await runner.rollbackTransaction();
+    throw err;
+  } finally {
+    await runner.release();
+  }
+}
+
+interface ValidationFailure {
+  property: string;
+  constraints?: Record<string, string>;
+  children?: ValidationFailure[];
+}
+
+/** class-validator nests errors; flatten them into messages that name the full field path (items.0.quantity). */
+function flattenValidation(errors: ValidationFailure[], parent = ''): string[] {
+  return errors.flatMap((e) => {
+    const path = parent ? `${parent}.${e.property}` : e.property;
+    const own = Object.values(e.constraints ?? {}).map((m) => (parent ? `${path}: ${m}` : m));
+    return [...own, ...flattenValidation(e.children ?? [], path)];
+  });
+}

@@ -1,0 +1,24 @@
+/** The typed configuration every module reads; built once from the environment by loadConfig. */
+export type AppRole = 'all' | 'api' | 'worker';
+
+export interface AppConfig {
+  port: number;
+  role: AppRole;
+  databaseUrl: string;
+  /** Connections in the TypeORM pool; the embedded PGlite server is sized from it. */
+  databasePoolSize: number;
+  redisUrl: string;
+  /** Prefix of every Bull key, so several deployments (or test suites) can share one Redis. */
+  queuePrefix: string;
+  stripe: {
+    secretKey: string;
+    /** Every accepted signing secret; more than one while a secret is being rotated. */
+    webhookSecrets: string[];
+    /** Base URL of a Stripe-compatible API; undefined means Stripe's own. */
+    apiUrl?: string;
+  };
+  webhookToleranceSeconds: number;
+  reconcileIntervalMs: number;
+  reconcileStaleAfterMs: number;
+  adminApiKey: string;
+}

@@ -1,0 +1,94 @@
+/**
+ * The order status machine, as data. Pure: no I/O, so it is unit-tested
+ * exhaustively and checked at load time (every state known and reachable).
+ *
+ * A webhook that asks for a transition not in this table is stale, not an
+ * error: it is recorded and changes nothing (see payments/payment-state.ts).
+ */
+export const ORDER_STATUSES = [
+  'pending_payment',
+  'requires_action',
+  'processing',
+  'payment_failed',
+  'paid',
+  'partially_refunded',
+  'refunded',
+  'disputed',
+  'canceled',
+  'needs_review',
+] as const;
+
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
+
+export const INITIAL_STATUS: OrderStatus = 'pending_payment';
+
+const UNPAID_EXITS: OrderStatus[] = ['paid', 'canceled', 'needs_review'];
+
+export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
+  pending_payment: ['requires_action', 'processing', 'payment_failed', ...UNPAID_EXITS],
+  requires_action: ['processing', 'payment_failed', ...UNPAID_EXITS],
+  // A later attempt after a failure may need 3-D Secure, go through a slow method, or simply succeed.
+  payment_failed: ['requires_action', 'processing', ...UNPAID_EXITS],
+  // Slow methods (SEPA) can still fail after processing.
+  processing: ['payment_failed', ...UNPAID_EXITS],
+  paid: ['partially_refunded', 'refunded', 'disputed', 'needs_review'],
+  partially_refunded: ['refunded', 'disputed'],
+  refunded: ['disputed'],
+  disputed: [],
+  canceled: [],
+  needs_review: [],
+};
+
+/**
+ * How far along an order is. A transition that raises the rank is progress and
+ * may be applied whatever the event's age; one that keeps or lowers it
+ * (requires_action <-> payment_failed, processing -> payment_failed) is only
+ * safe when the event is known to be newer than what was applied.
+ */
+export const RANK: Readonly<Record<OrderStatus, number>> = {
+  pending_payment: 0,
+  requires_action: 1,
+  payment_failed: 1,
+  processing: 2,
+  paid: 3,
+  canceled: 3,
+  partially_refunded: 4,
+  refunded: 5,
+  disputed: 6,
+  needs_review: 7,
+};
+
+export const UNPAID_STATUSES: readonly OrderStatus[] = ['pending_payment', 'requires_action', 'processing', 'payment_failed'];
+export const REFUNDABLE_STATUSES: readonly OrderStatus[] = ['paid', 'partially_refunded'];
+
+export function isOrderStatus(value: string): value is OrderStatus {
+  return (ORDER_STATUSES as readonly string[]).includes(value);
+}
+
+export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** Throws when the table names an unknown state or leaves a state unreachable; run at module load. */
+export function validateTransitionTable(table: Readonly<Record<string, readonly string[]>>, initial: string): void {
+  const known = new Set(Object.keys(table));
+  for (const [from, tos] of Object.entries(table)) {
+    for (const to of tos) {
+      if (!known.has(to)) throw new Error(`Order status machine: "${from}" -> unknown status "${to}"`);
+    }
+  }
+  const reached = new Set([initial]);
+  const queue = [initial];
+  while (queue.length > 0) {
+    for (const to of table[queue.shift() as string] ?? []) {
+      if (!reached.has(to)) {
+        reached.add(to);
+        queue.push(to);
+      }
+    }
+  }
+  const unreachable = [...known].filter((s) => !reached.has(s));
+  if (unreachable.length > 0) throw new Error(`Order status machine: unreachable ${unreachable.join(', ')}`);
+}
+
+validateTransitionTable(TRANSITIONS, INITIAL_STATUS);

@@ -1,0 +1,116 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import Stripe from 'stripe';
+import { AppConfig } from '../../config/app-config';
+import { APP_CONFIG } from '../../config/config.module';
+import { DomainError, ErrorCode } from '../../common/errors/domain-error';
+
+/** Builds the one SDK instance; STRIPE_API_URL points it at a Stripe-compatible server (the mock PSP). */
+export function createStripeSdk(config: AppConfig): Stripe {
+  const options: ConstructorParameters<typeof Stripe>[1] = {
+    // The SDK retries connection errors and 5xx with the same idempotency key, so a retry creates nothing twice.
+    maxNetworkRetries: 2,
+    timeout: 15000,
+    telemetry: false,
+  };
+  if (config.stripe.apiUrl) {
+    const url = new URL(config.stripe.apiUrl);
+    options.host = url.hostname;
+    options.protocol = url.protocol === 'http:' ? 'http' : 'https';
+    options.port = url.port || (url.protocol === 'http:' ? 80 : 443);
+  }
+  return new Stripe(config.stripe.secretKey, options);
+}
+
+/** Turns SDK errors into domain errors: a declined card is the payer's problem, an outage is a 503, never our 500. */
+export function toDomainError(err: unknown, doing: string): Error {
+  if (!(err instanceof Stripe.errors.StripeError)) return err as Error;
+  if (err instanceof Stripe.errors.StripeCardError) {
+    return new DomainError(ErrorCode.CardDeclined, `The card was declined while ${doing}: ${err.message}`);
+  }
+  if (err instanceof Stripe.errors.StripeIdempotencyError) {
+    return new DomainError(ErrorCode.Conflict, `The PSP is still handling an identical request while ${doing}; retry shortly`);
+  }
+  if (
+    err instanceof Stripe.errors.StripeConnectionError ||
+    err instanceof Stripe.errors.StripeAPIError ||
+    err instanceof Stripe.errors.StripeRateLimitError ||
+    (err.statusCode !== undefined && err.statusCode >= 500)
+  ) {
+    return new DomainError(ErrorCode.PspUnavailable, `The payment provider is unavailable while ${doing}; retry later (${err.message})`);
+  }
+  return new DomainError(ErrorCode.PspRejected, `The payment provider rejected the request while ${doing}: ${err.message}`);
+}
+
+/**
+ * The only way the backend talks to the PSP. Every mutating call carries an
+ * Idempotency-Key derived from our own ids, so a retry (ours or the SDK's)
+ * never creates a second PaymentIntent or Refund.
+ */
+@Injectable()
+export class StripeClient {
+  private readonly logger = new Logger(StripeClient.name);
+  readonly sdk: Stripe;
+  /** Calls made since start, for metrics and for tests that count PSP round trips. */
+  calls = 0;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.sdk = createStripeSdk(config);
+  }
+
+  private async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    this.calls++;
+    try {
+      return await fn();
+    } catch (err) {
+      const mapped = toDomainError(err, doing);
+      if (mapped !== err) this.logger.warn(`PSP call failed while ${doing}: ${(err as Error).message}`);
+      throw mapped;
+    }
+  }
+
+  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string }): Promise<Stripe.PaymentIntent> {
+    return this.call('creating the PaymentIntent', () =>
+      this.sdk.paymentIntents.create(
+        {
+          amount: input.amount,
+          currency: input.currency,
+          receipt_email: input.email,
+          metadata: { order_id: input.orderId },
+          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+        },
+        { idempotencyKey: `settle:order:${input.orderId}:payment-intent` },
+      ),
+    );
+  }
+
+  retrievePaymentIntent(id: string): Promise<Stripe.PaymentIntent> {
+    return this.call('retrieving the PaymentIntent', () => this.sdk.paymentIntents.retrieve(id));
+  }
+
+  cancelPaymentIntent(id: string, orderId: string): Promise<Stripe.PaymentIntent> {
+    return this.call('canceling the PaymentIntent', () =>
+      this.sdk.paymentIntents.cancel(id, { cancellation_reason: 'requested_by_customer' }, { idempotencyKey: `settle:order:${orderId}:cancel` }),
+    );
+  }
+
+  /**
+   * `sequence` is the number of refunds the order already has plus one: a
+   * retry of the same request gets the same key and so the same Refund back.
+   */
+  createRefund(input: { orderId: string; paymentIntentId: string; amount: number; sequence: number }): Promise<Stripe.Refund> {
+    return this.call('creating the refund', () =>
+      this.sdk.refunds.create(
+        { payment_intent: input.paymentIntentId, amount: input.amount, metadata: { order_id: input.orderId } },
+        { idempotencyKey: `settle:order:${input.orderId}:refund:${input.sequence}` },
+      ),
+    );
+  }
+
+  retrieveCharge(id: string): Promise<Stripe.Charge> {
+    return this.call('retrieving the charge', () => this.sdk.charges.retrieve(id));
+  }
+
+  listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>> {
+    return this.call('listing events', () => this.sdk.events.list(params));
+  }
+}
