@@ -12,6 +12,8 @@ import { DomainError, ErrorCode } from './common/errors/domain-error';
 export const BODY_LIMIT = '256kb';
 
 export interface StartOptions {
+  /** Let Nest close the app on SIGTERM/SIGINT (default). The launcher handles signals itself to stop what it embedded. */
+  shutdownHooks?: boolean;
   logger?: LoggerService | LogLevel[] | false;
 }
 
@@ -32,7 +34,7 @@ export async function createHttpApp(config: AppConfig, options: StartOptions = {
       exceptionFactory: (errors) => new DomainError(ErrorCode.Validation, flattenValidation(errors).join('; ')),
     }),
   );
-  app.enableShutdownHooks();
+  if (options.shutdownHooks !== false) app.enableShutdownHooks();
   await runMigrations(app);
   return app;
 }
@@ -40,7 +42,7 @@ export async function createHttpApp(config: AppConfig, options: StartOptions = {
 /** Builds the worker process (role worker): queue processor and reconciler, no HTTP. */
 export async function createWorkerContext(config: AppConfig, options: StartOptions = {}): Promise<INestApplicationContext> {
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: options.logger ?? ['log', 'warn', 'error'] });
-  app.enableShutdownHooks();
+  if (options.shutdownHooks !== false) app.enableShutdownHooks();
   await runMigrations(app);
   return app;
 }

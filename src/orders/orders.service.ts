@@ -143,7 +143,16 @@ export class OrdersService {
       throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only unpaid orders can be canceled`);
     }
     if (payment && payment.status !== 'canceled') {
-      const intent = await this.psp.cancelPaymentIntent(payment.id, id);
+      const intent = await this.psp.cancelPaymentIntent(payment.id, id).catch(async (err) => {
+        // The PSP refuses to cancel a PaymentIntent that already took (or is taking) the money,
+        // even when its webhook has not reached us yet: that is the caller's conflict, not a PSP failure.
+        if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
+        const current = await this.psp.retrievePaymentIntent(payment.id);
+        if (current.status === 'succeeded' || current.status === 'processing') {
+          throw new DomainError(ErrorCode.Conflict, `Order ${id} is already paid (or being paid) at the PSP; refund it instead`);
+        }
+        throw err;
+      });
       await this.db.transaction(async (manager) => {
         const locked = await lockOrder(manager, id);
         if (!locked) return;
