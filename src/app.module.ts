@@ -1,14 +1,22 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { BullModule } from '@nestjs/bull';
 import { ScheduleModule } from '@nestjs/schedule';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { BullBoardModule } from '@bull-board/nestjs';
+import { ExpressAdapter } from '@bull-board/express';
+import { BullAdapter } from '@bull-board/api/bullAdapter';
 import { AppConfig } from './config/app-config';
 import { APP_CONFIG, ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { PspModule } from './payments/psp/psp.module';
 import { OrdersModule } from './orders/orders.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
+import { WEBHOOK_QUEUE } from './webhooks/webhook-queue';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
 import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
+import { LoggingModule } from './logging/logging.module';
+import { adminAuthMiddleware } from './common/admin-auth.middleware';
 
 /** Composes the process for its APP_ROLE: api serves HTTP, worker processes the queue and reconciles, all does both. */
 @Module({})
@@ -20,6 +28,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        LoggingModule,
         DatabaseModule,
         BullModule.forRootAsync({
           inject: [APP_CONFIG],
@@ -27,7 +36,16 @@ export class AppModule {
         }),
         PspModule,
         WebhooksModule.forRole(config.role),
-        ...(serves ? [OrdersModule, HealthModule] : []),
+        ...(serves
+          ? [
+              ThrottlerModule.forRoot({ throttlers: [{ name: 'public', ttl: 60_000, limit: config.rateLimitPerMinute }] }),
+              OrdersModule,
+              HealthModule,
+              MetricsModule,
+              BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminAuthMiddleware(config.adminApiKey) }),
+              BullBoardModule.forFeature({ name: WEBHOOK_QUEUE, adapter: BullAdapter }),
+            ]
+          : []),
         ...(works ? [ScheduleModule.forRoot(), ReconciliationModule] : []),
       ],
     };

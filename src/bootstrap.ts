@@ -1,6 +1,8 @@
-import { INestApplication, INestApplicationContext, Logger, LoggerService, LogLevel, ValidationPipe } from '@nestjs/common';
+import { INestApplication, INestApplicationContext, Logger, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger as PinoLogger } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { MigrationExecutor } from 'typeorm/migration/MigrationExecutor';
 import { AppModule } from './app.module';
@@ -14,16 +16,15 @@ export const BODY_LIMIT = '256kb';
 export interface StartOptions {
   /** Let Nest close the app on SIGTERM/SIGINT (default). The launcher handles signals itself to stop what it embedded. */
   shutdownHooks?: boolean;
-  logger?: LoggerService | LogLevel[] | false;
 }
 
 /** Builds the HTTP app (roles api and all); not yet listening. */
 export async function createHttpApp(config: AppConfig, options: StartOptions = {}): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     rawBody: true,
-    bufferLogs: false,
-    logger: options.logger ?? ['log', 'warn', 'error'],
+    bufferLogs: true,
   });
+  app.useLogger(app.get(PinoLogger));
   app.useBodyParser('json', { limit: BODY_LIMIT });
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(
@@ -35,13 +36,29 @@ export async function createHttpApp(config: AppConfig, options: StartOptions = {
     }),
   );
   if (options.shutdownHooks !== false) app.enableShutdownHooks();
+  setupOpenApi(app);
   await runMigrations(app);
   return app;
 }
 
+/** OpenAPI from the DTOs and controller decorators: the UI at /docs, the document at /docs-json. */
+function setupOpenApi(app: NestExpressApplication): void {
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Settle')
+      .setDescription('Orders and their payments through a PSP; webhooks verified, stored, queued and applied exactly once.')
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'ADMIN_API_KEY' }, 'admin')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+}
+
 /** Builds the worker process (role worker): queue processor and reconciler, no HTTP. */
 export async function createWorkerContext(config: AppConfig, options: StartOptions = {}): Promise<INestApplicationContext> {
-  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), { logger: options.logger ?? ['log', 'warn', 'error'] });
+  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), { bufferLogs: true });
+  app.useLogger(app.get(PinoLogger));
   if (options.shutdownHooks !== false) app.enableShutdownHooks();
   await runMigrations(app);
   return app;

@@ -21,4 +21,10 @@ export interface AppConfig {
   reconcileIntervalMs: number;
   reconcileStaleAfterMs: number;
   adminApiKey: string;
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
+  logLevel: string;
+  /** Requests a minute one client address may make to the public order routes. */
+  rateLimitPerMinute: number;
+  /** /health/ready fails while more webhook jobs than this wait in the queue. */
+  readyMaxBacklog: number;
 }

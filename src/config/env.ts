@@ -74,6 +74,11 @@ export function loadConfig(env: Env): AppConfig {
   const queuePrefix = read(env, 'QUEUE_PREFIX') ?? 'settle';
   if (!/^[\w.-]+$/.test(queuePrefix)) throw new ConfigError('QUEUE_PREFIX', 'may hold only letters, digits, ".", "_" and "-"');
 
+  const logLevel = read(env, 'LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent, got "${logLevel}"`);
+  }
+
   return {
     port: integer(env, 'PORT', 3000, 0, 65535),
     role,
@@ -91,5 +96,8 @@ export function loadConfig(env: Env): AppConfig {
     reconcileIntervalMs: integer(env, 'RECONCILE_INTERVAL_MS', 60000, 100),
     reconcileStaleAfterMs: integer(env, 'RECONCILE_STALE_AFTER_MS', 300000, 0),
     adminApiKey,
+    logLevel,
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 120, 1),
+    readyMaxBacklog: integer(env, 'READY_MAX_BACKLOG', 10000, 0),
   };
 }

@@ -1,41 +1,73 @@
-import { Controller, Get, HttpStatus, Res } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
 import { InjectQueue } from '@nestjs/bull';
 import type { Queue } from 'bull';
 import type { Response } from 'express';
-import { DataSource } from 'typeorm';
 import { WEBHOOK_QUEUE } from '../webhooks/webhook-queue';
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
 
-type Check = { status: 'up' } | { status: 'down'; error: string };
+const PROBE_TIMEOUT_MS = 2000;
 
-/** 200 when PostgreSQL and Redis both answer, 503 (with which one failed) otherwise. */
+/**
+ * Liveness of the dependencies (/health, per the contract) and readiness to
+ * take traffic (/health/ready: also fails while the queue backlog is too deep).
+ * Terminus answers 503 by throwing; we return its body as is so the operator sees which check failed.
+ */
+@ApiTags('health')
 @Controller('health')
 export class HealthController {
-  constructor(@InjectDataSource() private readonly db: DataSource, @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue) {}
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly typeorm: TypeOrmHealthIndicator,
+    @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   @Get()
-  async health(@Res({ passthrough: true }) res: Response) {
-    const [postgres, redis] = await Promise.all([
-      check(() => this.db.query('SELECT 1')),
-      check(() => this.queue.client.ping()),
-    ]);
-    const up = postgres.status === 'up' && redis.status === 'up';
-    res.status(up ? HttpStatus.OK : HttpStatus.SERVICE_UNAVAILABLE);
-    return { status: up ? 'ok' : 'error', details: { postgres, redis } };
+  @ApiOperation({ summary: 'PostgreSQL and Redis state: 200 when both answer, 503 when either is down' })
+  @ApiResponse({ status: 200, schema: { example: { status: 'ok', info: { postgres: { status: 'up' }, redis: { status: 'up' } }, error: {}, details: {} } } })
+  @ApiResponse({ status: 503, schema: { example: { status: 'error', error: { redis: { status: 'down', message: 'Connection is closed.' } } } } })
+  live(@Res({ passthrough: true }) res: Response) {
+    return this.run(res, [() => this.postgres(), () => this.redis()]);
   }
-}
 
-async function check(probe: () => Promise<unknown>, timeoutMs = 2000): Promise<Check> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      probe(),
-      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs); }),
-    ]);
-    return { status: 'up' };
-  } catch (err) {
-    return { status: 'down', error: (err as Error).message };
-  } finally {
-    clearTimeout(timer);
+  @Get('ready')
+  @ApiOperation({ summary: 'Ready for traffic: dependencies up and the webhook queue backlog below READY_MAX_BACKLOG' })
+  ready(@Res({ passthrough: true }) res: Response) {
+    return this.run(res, [() => this.postgres(), () => this.redis(), () => this.backlog()]);
+  }
+
+  private async run(res: Response, checks: Parameters<HealthCheckService['check']>[0]) {
+    try {
+      return await this.health.check(checks);
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailableException)) throw err;
+      res.status(503);
+      return err.getResponse();
+    }
+  }
+
+  private postgres() {
+    return this.typeorm.pingCheck('postgres', { timeout: PROBE_TIMEOUT_MS });
+  }
+
+  private redis() {
+    return this.indicators.check('redis').attempt(async () => ({ reply: await this.queue.client.ping() })).withTimeout(PROBE_TIMEOUT_MS);
+  }
+
+  private backlog() {
+    const max = this.config.readyMaxBacklog;
+    return this.indicators
+      .check('queue')
+      .attempt(async () => {
+        const counts = await this.queue.getJobCounts();
+        const backlog = counts.waiting + counts.delayed;
+        if (backlog > max) throw new Error(`backlog ${backlog} is over READY_MAX_BACKLOG ${max}`);
+        return { backlog, max };
+      })
+      .withTimeout(PROBE_TIMEOUT_MS);
   }
 }

@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
 import { BullModule } from '@nestjs/bull';
+import { TerminusModule } from '@nestjs/terminus';
 import { HealthController } from './health.controller';
 import { WEBHOOK_QUEUE } from '../webhooks/webhook-queue';
 
-@Module({ imports: [BullModule.registerQueue({ name: WEBHOOK_QUEUE })], controllers: [HealthController] })
+@Module({ imports: [TerminusModule.forRoot({ logger: false }), BullModule.registerQueue({ name: WEBHOOK_QUEUE })], controllers: [HealthController] })
 export class HealthModule {}

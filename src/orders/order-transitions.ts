@@ -2,6 +2,7 @@ import { EntityManager } from 'typeorm';
 import { Order } from './order.entity';
 import { OrderHistoryEntry } from './order-history.entity';
 import { OrderStatus, canTransition } from './order-status';
+import { orderTransitions } from '../metrics/metrics';
 
 /**
  * Changes an order's status and appends its history entry, inside the caller's
@@ -22,6 +23,7 @@ export async function transitionOrder(
   order.updatedAt = at;
   await manager.update(Order, { id: order.id }, { status: to, updatedAt: at, amountRefunded: order.amountRefunded });
   await manager.insert(OrderHistoryEntry, { orderId: order.id, from, to, at, reason, eventId });
+  orderTransitions.inc({ from, to });
   return true;
 }
 

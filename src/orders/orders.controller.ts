@@ -1,19 +1,33 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { AdminGuard } from '../common/admin.guard';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { CreateOrderDto } from './dto/create-order.dto';
 import { CreateRefundDto } from './dto/create-refund.dto';
 import { ListOrdersQuery } from './dto/list-orders.query';
-import { OrderView } from './dto/order.view';
+import { OrderPage, OrderView, RefundResult } from './dto/order.view';
 import { OrdersService } from './orders.service';
 
+const ERROR_EXAMPLE = (statusCode: number, error: string, message: string) => ({ schema: { example: { statusCode, error, message } } });
+
+@ApiTags('orders')
 @Controller('orders')
 export class OrdersController {
   constructor(private readonly orders: OrdersService) {}
 
   /** 201 when created, 200 when an Idempotency-Key replays an earlier order. */
   @Post()
+  @UseGuards(ThrottlerGuard)
+  @ApiOperation({ summary: 'Create an order and its PaymentIntent; the server computes the amount' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Same key + same body returns the same order; a different body answers 422' })
+  @ApiResponse({ status: 201, type: OrderView, description: 'Created' })
+  @ApiResponse({ status: 200, type: OrderView, description: 'Replayed for the same Idempotency-Key' })
+  @ApiResponse({ status: 400, ...ERROR_EXAMPLE(400, 'Bad Request', 'items.0.quantity must not be less than 1') })
+  @ApiResponse({ status: 422, ...ERROR_EXAMPLE(422, 'Unprocessable Entity', 'This Idempotency-Key was already used with a different request body') })
+  @ApiResponse({ status: 429, ...ERROR_EXAMPLE(429, 'Too Many Requests', 'ThrottlerException: Too Many Requests') })
+  @ApiResponse({ status: 503, ...ERROR_EXAMPLE(503, 'Service Unavailable', 'The payment provider is unavailable while creating the PaymentIntent; retry later') })
   async create(
     @Body() dto: CreateOrderDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
@@ -29,11 +43,19 @@ export class OrdersController {
 
   @Get()
   @UseGuards(AdminGuard)
-  list(@Query() query: ListOrdersQuery): Promise<{ data: OrderView[]; nextCursor: string | null }> {
+  @ApiBearerAuth('admin')
+  @ApiOperation({ summary: 'List orders, newest first, with cursor pagination' })
+  @ApiResponse({ status: 200, type: OrderPage })
+  @ApiResponse({ status: 401, ...ERROR_EXAMPLE(401, 'Unauthorized', 'This route needs Authorization: Bearer <ADMIN_API_KEY>') })
+  list(@Query() query: ListOrdersQuery): Promise<OrderPage> {
     return this.orders.list(query);
   }
 
   @Get(':id')
+  @UseGuards(ThrottlerGuard)
+  @ApiOperation({ summary: 'One order with its payment, refunds total and status history' })
+  @ApiResponse({ status: 200, type: OrderView })
+  @ApiResponse({ status: 404, ...ERROR_EXAMPLE(404, 'Not Found', 'Order 0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c not found') })
   get(@Param('id') id: string): Promise<OrderView> {
     return this.orders.get(id);
   }
@@ -41,6 +63,10 @@ export class OrdersController {
   @Post(':id/cancel')
   @HttpCode(200)
   @UseGuards(AdminGuard)
+  @ApiBearerAuth('admin')
+  @ApiOperation({ summary: 'Cancel an unpaid order and its PaymentIntent' })
+  @ApiResponse({ status: 200, type: OrderView })
+  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … is paid; only unpaid orders can be canceled') })
   cancel(@Param('id') id: string): Promise<OrderView> {
     return this.orders.cancel(id);
   }
@@ -48,7 +74,11 @@ export class OrdersController {
   @Post(':id/refunds')
   @HttpCode(201)
   @UseGuards(AdminGuard)
-  refund(@Param('id') id: string, @Body() dto: CreateRefundDto) {
+  @ApiBearerAuth('admin')
+  @ApiOperation({ summary: 'Refund part or all of a paid order; the status follows when the PSP confirms' })
+  @ApiResponse({ status: 201, type: RefundResult })
+  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … has only 2448 left to refund, 5000 was asked') })
+  refund(@Param('id') id: string, @Body() dto: CreateRefundDto): Promise<RefundResult> {
     return this.orders.refund(id, dto.amount);
   }
 }

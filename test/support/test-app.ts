@@ -46,9 +46,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     STRIPE_API_URL: mock.url,
     ADMIN_API_KEY: TEST_ADMIN_KEY,
     RECONCILE_INTERVAL_MS: '3600000',
+    LOG_LEVEL: 'error',
+    RATE_LIMIT_PER_MINUTE: '1000000',
     ...options.env,
   });
-  const { app, url } = await startApp(config, { logger: ['error'] });
+  const { app, url } = await startApp(config);
   if (!url) throw new Error('startTestStack needs an HTTP role');
   if (options.forwardWebhooks !== false) mock.setForwardTo(`${url}/webhooks/stripe`);
   const port = new URL(mock.url).port;

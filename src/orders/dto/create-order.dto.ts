@@ -1,23 +1,28 @@
+import { ApiProperty } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize, ArrayMinSize, IsArray, IsEmail, IsInt, IsString, Length, Matches, Max, MaxLength, Min, ValidateNested,
 } from 'class-validator';
 
 export class OrderItemDto {
+  @ApiProperty({ example: 'TSHIRT-M', minLength: 1, maxLength: 64 })
   @IsString()
   @Length(1, 64)
   sku: string;
 
+  @ApiProperty({ example: 'T-shirt, size M', minLength: 1, maxLength: 200 })
   @IsString()
   @Length(1, 200)
   name: string;
 
   /** Minor units (cents). */
+  @ApiProperty({ example: 1299, description: 'Price of one unit in minor units (cents)', minimum: 0 })
   @IsInt()
   @Min(0)
   @Max(99_999_999)
   unitAmount: number;
 
+  @ApiProperty({ example: 2, minimum: 1, maximum: 10000 })
   @IsInt()
   @Min(1)
   @Max(10_000)
@@ -26,10 +31,12 @@ export class OrderItemDto {
 
 export class CreateOrderDto {
   /** Lower-case ISO 4217 code, as Stripe writes it. */
+  @ApiProperty({ example: 'usd', description: 'Lower-case ISO 4217 currency code' })
   @IsString()
   @Matches(/^[a-z]{3}$/, { message: 'currency must be a lower-case ISO 4217 code such as "usd"' })
   currency: string;
 
+  @ApiProperty({ type: [OrderItemDto], description: 'The server computes the amount from these' })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(100)
@@ -37,6 +44,7 @@ export class CreateOrderDto {
   @Type(() => OrderItemDto)
   items: OrderItemDto[];
 
+  @ApiProperty({ example: 'ada@example.com' })
   @IsEmail({}, { message: 'customerEmail must be an email address' })
   @MaxLength(254)
   customerEmail: string;

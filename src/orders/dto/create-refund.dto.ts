@@ -1,7 +1,9 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
 export class CreateRefundDto {
   /** Minor units; default: everything not yet refunded. */
+  @ApiPropertyOptional({ example: 1000, description: 'Minor units; default: everything not yet refunded' })
   @IsOptional()
   @IsInt()
   @Min(1)

@@ -1,21 +1,59 @@
-import { Order, OrderItem } from '../order.entity';
+import { ApiProperty } from '@nestjs/swagger';
+import { Order } from '../order.entity';
 import { OrderHistoryEntry } from '../order-history.entity';
 import { Payment } from '../../payments/payment.entity';
-import { OrderStatus } from '../order-status';
+import { ORDER_STATUSES, OrderStatus } from '../order-status';
+
+export class OrderItemView {
+  @ApiProperty({ example: 'TSHIRT-M' }) sku: string;
+  @ApiProperty({ example: 'T-shirt, size M' }) name: string;
+  @ApiProperty({ example: 1299 }) unitAmount: number;
+  @ApiProperty({ example: 2 }) quantity: number;
+}
+
+export class PaymentView {
+  @ApiProperty({ example: 'pi_3Q0abc' }) id: string;
+  @ApiProperty({ example: 'requires_payment_method', description: "The PaymentIntent's status at the PSP" }) status: string;
+  @ApiProperty({ example: 'pi_3Q0abc_secret_xyz', description: 'For the checkout client (Stripe.js) to confirm the payment' }) clientSecret: string;
+}
+
+export class HistoryEntryView {
+  @ApiProperty({ enum: ORDER_STATUSES }) from: OrderStatus;
+  @ApiProperty({ enum: ORDER_STATUSES }) to: OrderStatus;
+  @ApiProperty({ example: '2026-11-23T10:00:00.000Z' }) at: string;
+  @ApiProperty({ example: 'payment_intent.succeeded' }) reason: string;
+  @ApiProperty({ example: 'evt_1Q0abc', nullable: true, type: String }) eventId: string | null;
+}
 
 /** The order as the API shows it (CONTRACT section 2). */
-export interface OrderView {
-  id: string;
-  status: OrderStatus;
-  amount: number;
-  currency: string;
-  items: OrderItem[];
-  customerEmail: string;
-  payment: { id: string; status: string; clientSecret: string } | null;
-  amountRefunded: number;
-  history: { from: OrderStatus; to: OrderStatus; at: string; reason: string; eventId: string | null }[];
-  createdAt: string;
-  updatedAt: string;
+export class OrderView {
+  @ApiProperty({ example: '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c' }) id: string;
+  @ApiProperty({ enum: ORDER_STATUSES, example: 'pending_payment' }) status: OrderStatus;
+  @ApiProperty({ example: 3448, description: 'Minor units, computed from the items' }) amount: number;
+  @ApiProperty({ example: 'usd' }) currency: string;
+  @ApiProperty({ type: [OrderItemView] }) items: OrderItemView[];
+  @ApiProperty({ example: 'ada@example.com' }) customerEmail: string;
+  @ApiProperty({ type: PaymentView, nullable: true }) payment: PaymentView | null;
+  @ApiProperty({ example: 0, description: "The PSP's total refunded, minor units" }) amountRefunded: number;
+  @ApiProperty({ type: [HistoryEntryView] }) history: HistoryEntryView[];
+  @ApiProperty({ example: '2026-11-23T10:00:00.000Z' }) createdAt: string;
+  @ApiProperty({ example: '2026-11-23T10:00:05.000Z' }) updatedAt: string;
+}
+
+export class OrderPage {
+  @ApiProperty({ type: [OrderView] }) data: OrderView[];
+  @ApiProperty({ nullable: true, type: String, description: 'Pass as cursor for the next page; null on the last page' }) nextCursor: string | null;
+}
+
+export class RefundView {
+  @ApiProperty({ example: 're_3Q0abc' }) id: string;
+  @ApiProperty({ example: 1000 }) amount: number;
+  @ApiProperty({ example: 'succeeded' }) status: string;
+}
+
+export class RefundResult {
+  @ApiProperty({ type: RefundView }) refund: RefundView;
+  @ApiProperty({ type: OrderView }) order: OrderView;
 }
 
 export function toOrderView(order: Order, payment: Payment | null, history: OrderHistoryEntry[]): OrderView {

@@ -3,6 +3,7 @@ import Stripe from 'stripe';
 import { AppConfig } from '../../config/app-config';
 import { APP_CONFIG } from '../../config/config.module';
 import { DomainError, ErrorCode } from '../../common/errors/domain-error';
+import { pspCallErrors, pspCallSeconds } from '../../metrics/metrics';
 
 /** Builds the one SDK instance; STRIPE_API_URL points it at a Stripe-compatible server (the mock PSP). */
 export function createStripeSdk(config: AppConfig): Stripe {
@@ -57,11 +58,16 @@ export class StripeClient {
     this.sdk = createStripeSdk(config);
   }
 
-  private async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+  private async call<T>(operation: string, doing: string, fn: () => Promise<T>): Promise<T> {
     this.calls++;
+    const done = pspCallSeconds.startTimer({ operation });
     try {
-      return await fn();
+      const result = await fn();
+      done({ result: 'ok' });
+      return result;
     } catch (err) {
+      done({ result: 'error' });
+      pspCallErrors.inc({ operation, type: err instanceof Stripe.errors.StripeError ? err.type : 'other' });
       const mapped = toDomainError(err, doing);
       if (mapped !== err) this.logger.warn(`PSP call failed while ${doing}: ${(err as Error).message}`);
       throw mapped;
@@ -69,7 +75,7 @@ export class StripeClient {
   }
 
   createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string }): Promise<Stripe.PaymentIntent> {
-    return this.call('creating the PaymentIntent', () =>
+    return this.call('create_payment_intent', 'creating the PaymentIntent', () =>
       this.sdk.paymentIntents.create(
         {
           amount: input.amount,
@@ -84,11 +90,11 @@ export class StripeClient {
   }
 
   retrievePaymentIntent(id: string): Promise<Stripe.PaymentIntent> {
-    return this.call('retrieving the PaymentIntent', () => this.sdk.paymentIntents.retrieve(id));
+    return this.call('retrieve_payment_intent', 'retrieving the PaymentIntent', () => this.sdk.paymentIntents.retrieve(id));
   }
 
   cancelPaymentIntent(id: string, orderId: string): Promise<Stripe.PaymentIntent> {
-    return this.call('canceling the PaymentIntent', () =>
+    return this.call('cancel_payment_intent', 'canceling the PaymentIntent', () =>
       this.sdk.paymentIntents.cancel(id, { cancellation_reason: 'requested_by_customer' }, { idempotencyKey: `settle:order:${orderId}:cancel` }),
     );
   }
@@ -98,7 +104,7 @@ export class StripeClient {
    * retry of the same request gets the same key and so the same Refund back.
    */
   createRefund(input: { orderId: string; paymentIntentId: string; amount: number; sequence: number }): Promise<Stripe.Refund> {
-    return this.call('creating the refund', () =>
+    return this.call('create_refund', 'creating the refund', () =>
       this.sdk.refunds.create(
         { payment_intent: input.paymentIntentId, amount: input.amount, metadata: { order_id: input.orderId } },
         { idempotencyKey: `settle:order:${input.orderId}:refund:${input.sequence}` },
@@ -107,10 +113,10 @@ export class StripeClient {
   }
 
   retrieveCharge(id: string): Promise<Stripe.Charge> {
-    return this.call('retrieving the charge', () => this.sdk.charges.retrieve(id));
+    return this.call('retrieve_charge', 'retrieving the charge', () => this.sdk.charges.retrieve(id));
   }
 
   listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>> {
-    return this.call('listing events', () => this.sdk.events.list(params));
+    return this.call('list_events', 'listing events', () => this.sdk.events.list(params));
   }
 }
