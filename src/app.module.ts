@@ -38,7 +38,10 @@ export class AppModule {
         WebhooksModule.forRole(config.role),
         ...(serves
           ? [
-              ThrottlerModule.forRoot({ throttlers: [{ name: 'public', ttl: 60_000, limit: config.rateLimitPerMinute }] }),
+              ThrottlerModule.forRoot({
+                throttlers: [{ name: 'public', ttl: 60_000, limit: config.rateLimitPerMinute }],
+                errorMessage: `Too many requests: at most ${config.rateLimitPerMinute} a minute per client; retry after the Retry-After header's seconds`,
+              }),
               OrdersModule,
               HealthModule,
               MetricsModule,
