@@ -1,0 +1,51 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+/** The compiled app (`node dist/main.js`) as a real child process, for tests of signals, crashes and logs. */
+export class ChildApp {
+  output = '';
+  private constructor(private readonly child: ChildProcess, readonly url: string) {}
+
+  static async start(env: Record<string, string>, timeoutMs = 30000): Promise<ChildApp> {
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'main.js')], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`app did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /listening on (http:\/\/\S+)/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1] as string);
+        }
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`app exited with ${code} before listening:\n${output}`));
+      });
+    });
+    const app = new ChildApp(child, url);
+    app.output = output;
+    child.stdout?.on('data', (c: Buffer) => (app.output += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (app.output += c.toString()));
+    return app;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  /** Sends the signal and resolves with the exit code (or signal name) once the process is gone. */
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve(this.child.exitCode ?? (this.child.signalCode as string));
+      this.child.once('exit', (code, sig) => resolve(code ?? (sig as string)));
+      this.child.kill(signal);
+    });
+  }
+}
