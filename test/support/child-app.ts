@@ -6,8 +6,10 @@ export class ChildApp {
   output = '';
   private constructor(private readonly child: ChildProcess, readonly url: string) {}
 
-  static async start(env: Record<string, string>, timeoutMs = 30000): Promise<ChildApp> {
-    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', 'main.js')], {
+  static async start(env: Record<string, string>, options: { script?: string; cwd?: string; timeoutMs?: number } = {}): Promise<ChildApp> {
+    const timeoutMs = options.timeoutMs ?? 30000;
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', options.script ?? 'main.js')], {
+      cwd: options.cwd,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
