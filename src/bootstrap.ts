@@ -13,13 +13,8 @@ import { DomainError, ErrorCode } from './common/errors/domain-error';
 /** Largest request body accepted (orders and webhooks alike); larger ones get 413. */
 export const BODY_LIMIT = '256kb';
 
-export interface StartOptions {
-  /** Let Nest close the app on SIGTERM/SIGINT (default). The launcher handles signals itself to stop what it embedded. */
-  shutdownHooks?: boolean;
-}
-
 /** Builds the HTTP app (roles api and all); not yet listening. */
-export async function createHttpApp(config: AppConfig, options: StartOptions = {}): Promise<NestExpressApplication> {
+export async function createHttpApp(config: AppConfig): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     rawBody: true,
     bufferLogs: true,
@@ -35,7 +30,6 @@ export async function createHttpApp(config: AppConfig, options: StartOptions = {
       exceptionFactory: (errors) => new DomainError(ErrorCode.Validation, flattenValidation(errors).join('; ')),
     }),
   );
-  if (options.shutdownHooks !== false) app.enableShutdownHooks();
   setupOpenApi(app);
   await runMigrations(app);
   return app;
@@ -56,26 +50,59 @@ function setupOpenApi(app: NestExpressApplication): void {
 }
 
 /** Builds the worker process (role worker): queue processor and reconciler, no HTTP. */
-export async function createWorkerContext(config: AppConfig, options: StartOptions = {}): Promise<INestApplicationContext> {
+export async function createWorkerContext(config: AppConfig): Promise<INestApplicationContext> {
   const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
-  if (options.shutdownHooks !== false) app.enableShutdownHooks();
   await runMigrations(app);
   return app;
 }
 
 /** Starts the process for its role; returns the app and, when it serves HTTP, its URL. */
-export async function startApp(config: AppConfig, options: StartOptions = {}): Promise<{ app: INestApplicationContext; url?: string }> {
+export async function startApp(config: AppConfig): Promise<{ app: INestApplicationContext; url?: string }> {
   if (config.role === 'worker') {
-    const app = await createWorkerContext(config, options);
+    const app = await createWorkerContext(config);
     await app.init();
     return { app };
   }
-  const app = await createHttpApp(config, options);
+  const app = await createHttpApp(config);
   await app.listen(config.port, '0.0.0.0');
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   return { app, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * Graceful stop: first stop taking connections and let in-flight requests
+ * finish (Nest would otherwise close the database pool under them), then close
+ * the app, which waits for running queue jobs, closes the queues and the pool.
+ */
+export async function stopApp(app: INestApplicationContext, graceMs = 10000): Promise<void> {
+  const server = (app as Partial<INestApplication>).getHttpServer?.() as import('node:http').Server | undefined;
+  if (server?.listening) {
+    const forced = setTimeout(() => server.closeAllConnections(), graceMs);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    clearTimeout(forced);
+  }
+  await app.close();
+}
+
+/** Stops the app once on SIGTERM or SIGINT, then runs `after` (the launcher stops what it embedded) and exits 0. */
+export function stopOnSignals(app: INestApplicationContext, after: () => Promise<void> = async () => undefined): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    new Logger('Shutdown').log(`${signal}: finishing in-flight work`);
+    stopApp(app)
+      .then(after)
+      .then(() => process.exit(0))
+      .catch((err) => {
+        console.error(`Shutdown failed: ${(err as Error).message}`);
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 /**

@@ -3,7 +3,7 @@ import { config as loadDotenv } from 'dotenv';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config/env';
-import { startApp } from './bootstrap';
+import { startApp, stopOnSignals } from './bootstrap';
 import { startEmbeddedPostgres } from './launcher/embedded-postgres';
 import { chooseRedis } from './launcher/embedded-redis';
 import { MockPsp, mockPspOptionsFromEnv } from './mock-psp';
@@ -58,21 +58,13 @@ async function launch(): Promise<void> {
   }
 
   const config = loadConfig(env);
-  const { app, url } = await startApp(config, { shutdownHooks: false });
-  stops.unshift(() => app.close());
+  const { app, url } = await startApp(config);
   if (mock && url && !env.MOCK_PSP_FORWARD_TO) mock.setForwardTo(`${url}/webhooks/stripe`);
   say(url ? `Settle (${config.role}) listening on ${url}` : `Settle (${config.role}) started`);
 
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    say(`${signal}: stopping`);
+  stopOnSignals(app, async () => {
     for (const stop of stops) await stop().catch((err) => console.error(`[settle] while stopping: ${(err as Error).message}`));
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  });
 }
 
 launch().catch((err) => {

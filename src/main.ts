@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { config as loadDotenv } from 'dotenv';
 import { ConfigError, loadConfig } from './config/env';
-import { startApp } from './bootstrap';
+import { startApp, stopOnSignals } from './bootstrap';
 
 loadDotenv({ quiet: true });
 
@@ -17,7 +17,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { url } = await startApp(config);
+  const { app, url } = await startApp(config);
+  stopOnSignals(app);
   console.log(url ? `Settle (${config.role}) listening on ${url}` : `Settle (${config.role}) started`);
 }
 

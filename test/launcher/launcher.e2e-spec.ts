@@ -34,7 +34,7 @@ describe('npm start: zero-setup launcher (embedded PGlite, found Redis, in-proce
 
     const health = await fetch(`${app.url}/health`);
     expect(health.status).toBe(200);
-    expect((await health.json()).details).toMatchObject({ postgres: { status: 'up' }, redis: { status: 'up' } });
+    expect(((await health.json()) as { details: unknown }).details).toMatchObject({ postgres: { status: 'up' }, redis: { status: 'up' } });
 
     const created = await fetch(`${app.url}/orders`, {
       method: 'POST',
@@ -42,12 +42,12 @@ describe('npm start: zero-setup launcher (embedded PGlite, found Redis, in-proce
       body: JSON.stringify({ currency: 'eur', items: [{ sku: 'BOOK', name: 'Book', unitAmount: 2500, quantity: 1 }], customerEmail: 'l@example.com' }),
     });
     expect(created.status).toBe(201);
-    const order = await created.json();
+    const order = (await created.json()) as { id: string; payment: { clientSecret: string } };
     expect(order.payment.clientSecret).toMatch(/^pi_\w+_secret_\w+/);
 
     const listed = await fetch(`${app.url}/orders`, { headers: { Authorization: `Bearer ${key}` } });
     expect(listed.status).toBe(200);
-    expect((await listed.json()).data.map((o: { id: string }) => o.id)).toContain(order.id);
+    expect(((await listed.json()) as { data: { id: string }[] }).data.map((o: { id: string }) => o.id)).toContain(order.id);
 
     expect(await app.stop('SIGTERM')).toBe(0);
     app = undefined;
