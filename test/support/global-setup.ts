@@ -24,7 +24,8 @@ export default async function globalSetup(): Promise<void> {
     socket.once('connect', () => { socket.end(); resolve(); });
     socket.once('error', (err) => reject(new Error(`Tests need Redis at ${testRedisUrl()} (set TEST_REDIS_URL): ${err.message}`)));
   });
-  if (process.env.SKIP_BUILD !== '1') {
+  // dist/ is needed only by the launcher and child-process suites, which wait for the mock PSP (see jest.config.js).
+  if (process.env.BUILD_DIST === '1') {
     execFileSync('npx', ['nest', 'build'], { stdio: 'inherit' });
   }
 }
