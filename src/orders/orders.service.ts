@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource, EntityManager, In } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { Payment } from '../payments/payment.entity';
 import { Refund } from '../payments/refund.entity';
@@ -192,8 +192,8 @@ export class OrdersService {
     return { refund: { id: refund.id, amount: refund.amount, status: refund.status ?? 'pending' }, order: await this.get(id) };
   }
 
-  private async requireOrder(id: string, manager: EntityManager = this.db.manager): Promise<Order> {
-    const order = isUuid(id) ? await manager.getRepository(Order).findOneBy({ id }) : null;
+  private async requireOrder(id: string): Promise<Order> {
+    const order = isUuid(id) ? await this.db.getRepository(Order).findOneBy({ id }) : null;
     if (!order) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
     return order;
   }

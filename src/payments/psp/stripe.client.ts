@@ -51,15 +51,12 @@ export function toDomainError(err: unknown, doing: string): Error {
 export class StripeClient {
   private readonly logger = new Logger(StripeClient.name);
   readonly sdk: Stripe;
-  /** Calls made since start, for metrics and for tests that count PSP round trips. */
-  calls = 0;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.sdk = createStripeSdk(config);
   }
 
   private async call<T>(operation: string, doing: string, fn: () => Promise<T>): Promise<T> {
-    this.calls++;
     const done = pspCallSeconds.startTimer({ operation });
     try {
       const result = await fn();
