@@ -1,0 +1,258 @@
+import fc from 'fast-check';
+import type Stripe from 'stripe';
+import { OrderStatus, canTransition } from '../orders/order-status';
+import { HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent, targetForIntent } from './payment-state';
+
+const ORDER_ID = '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c';
+const AMOUNT = 3448;
+
+function held(overrides: Partial<HeldState> = {}): HeldState {
+  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, lastEventCreated: 0, ...overrides };
+}
+
+function pay(target: OrderStatus | null, created: number, extra: Partial<Extract<PspFact, { kind: 'payment' }>> = {}): PspFact {
+  return { kind: 'payment', target, intentStatus: 'x', amount: AMOUNT, currency: 'usd', orderIdInMetadata: ORDER_ID, created, ...extra };
+}
+
+describe('decide (the payment status machine)', () => {
+  it('moves an unpaid order to paid on success', () => {
+    expect(decide(held(), pay('paid', 10))).toMatchObject({ outcome: 'applied', steps: ['paid'], lastEventCreated: 10 });
+  });
+
+  it('never downgrades: a failure or processing seen after paid is stale', () => {
+    expect(decide(held({ orderStatus: 'paid', lastEventCreated: 10 }), pay('payment_failed', 20))).toMatchObject({ outcome: 'stale', steps: [] });
+    expect(decide(held({ orderStatus: 'paid', lastEventCreated: 10 }), pay('processing', 5))).toMatchObject({ outcome: 'stale', steps: [] });
+  });
+
+  it('lets a success after an earlier failure reach paid, whatever its age', () => {
+    expect(decide(held({ orderStatus: 'payment_failed', lastEventCreated: 20 }), pay('paid', 10)).steps).toEqual(['paid']);
+  });
+
+  it('applies a sideways move only when strictly newer, and asks for the PSP state on a tie', () => {
+    const h = held({ orderStatus: 'requires_action', lastEventCreated: 10 });
+    expect(decide(h, pay('payment_failed', 11)).steps).toEqual(['payment_failed']);
+    expect(decide(h, pay('payment_failed', 9)).outcome).toBe('stale');
+    expect(decide(h, pay('payment_failed', 10))).toMatchObject({ needsPspState: true, steps: [] });
+    expect(decide(h, pay('payment_failed', 10, { authoritative: true })).steps).toEqual(['payment_failed']);
+  });
+
+  it('sends a mismatching amount, currency or order id to needs_review', () => {
+    expect(decide(held(), pay('paid', 1, { amount: 1 }))).toMatchObject({ outcome: 'needs_review', steps: ['needs_review'] });
+    expect(decide(held(), pay('paid', 1, { currency: 'eur' })).steps).toEqual(['needs_review']);
+    expect(decide(held(), pay('paid', 1, { orderIdInMetadata: 'someone-else' })).steps).toEqual(['needs_review']);
+    expect(decide(held({ orderStatus: 'refunded' }), pay('paid', 1, { amount: 1 })).steps).toEqual([]);
+  });
+
+  it('takes the refunded figure from the PSP, never adding to it', () => {
+    const partial = decide(held({ orderStatus: 'paid' }), { kind: 'refund', amountRefunded: 1000, created: 5 });
+    expect(partial).toMatchObject({ steps: ['partially_refunded'], amountRefunded: 1000 });
+    const again = decide(held({ orderStatus: 'partially_refunded', amountRefunded: 1000 }), { kind: 'refund', amountRefunded: 1000, created: 6 });
+    expect(again).toMatchObject({ steps: [], amountRefunded: 1000, outcome: 'noop' });
+    // An older, smaller figure arriving late does not lower what the PSP already reported.
+    const late = decide(held({ orderStatus: 'refunded', amountRefunded: AMOUNT }), { kind: 'refund', amountRefunded: 1000, created: 4 });
+    expect(late).toMatchObject({ steps: [], amountRefunded: AMOUNT });
+  });
+
+  it('goes through paid when a refund or dispute is seen before the success', () => {
+    expect(decide(held(), { kind: 'refund', amountRefunded: AMOUNT, created: 5 }).steps).toEqual(['paid', 'refunded']);
+    expect(decide(held({ orderStatus: 'requires_action' }), { kind: 'dispute', disputeId: 'dp_1', created: 5 }).steps).toEqual(['paid', 'disputed']);
+    expect(decide(held({ orderStatus: 'refunded' }), { kind: 'dispute', disputeId: 'dp_1', created: 5 }).steps).toEqual(['disputed']);
+    expect(decide(held({ orderStatus: 'canceled' }), { kind: 'dispute', disputeId: 'dp_1', created: 5 }).steps).toEqual([]);
+  });
+
+  it('only ever proposes steps the transition table allows', () => {
+    const statuses: OrderStatus[] = ['pending_payment', 'requires_action', 'processing', 'payment_failed', 'paid', 'partially_refunded', 'refunded', 'disputed', 'canceled', 'needs_review'];
+    const fact = fc.oneof(
+      fc.record({ kind: fc.constant('payment' as const), target: fc.constantFrom<OrderStatus | null>(null, ...statuses), intentStatus: fc.constant('x'), created: fc.integer({ min: 0, max: 5 }), authoritative: fc.boolean() }),
+      fc.record({ kind: fc.constant('refund' as const), amountRefunded: fc.integer({ min: 0, max: AMOUNT }), created: fc.integer({ min: 0, max: 5 }) }),
+      fc.record({ kind: fc.constant('dispute' as const), disputeId: fc.constant('dp_1'), created: fc.integer({ min: 0, max: 5 }) }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...statuses), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: AMOUNT }), fact, (status, last, refunded, f) => {
+        const d = decide(held({ orderStatus: status, lastEventCreated: last, amountRefunded: refunded }), f);
+        let at = status;
+        for (const step of d.steps) {
+          expect(canTransition(at, step)).toBe(true);
+          at = step;
+        }
+        expect(d.amountRefunded).toBeGreaterThanOrEqual(refunded);
+        expect(d.lastEventCreated).toBeGreaterThanOrEqual(last);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('readEvent', () => {
+  const event = (type: string, object: object, created = 100) => ({ type, created, data: { object } }) as unknown as Stripe.Event;
+
+  it('reads PaymentIntent, charge, refund and dispute events', () => {
+    const pi = { id: 'pi_1', object: 'payment_intent', status: 'requires_payment_method', amount: AMOUNT, currency: 'usd', metadata: { order_id: ORDER_ID }, last_payment_error: { code: 'card_declined' } };
+    expect(readEvent(event('payment_intent.payment_failed', pi))).toMatchObject({ paymentIntentId: 'pi_1', fact: { target: 'payment_failed', orderIdInMetadata: ORDER_ID } });
+    expect(readEvent(event('payment_intent.created', { ...pi, last_payment_error: null }))?.fact).toMatchObject({ target: null });
+    expect(readEvent(event('charge.succeeded', { id: 'ch_1', payment_intent: 'pi_1', amount: AMOUNT, currency: 'usd', metadata: {} }))?.fact).toMatchObject({ target: 'paid', orderIdInMetadata: undefined });
+    expect(readEvent(event('charge.refunded', { id: 'ch_1', payment_intent: 'pi_1', amount_refunded: 1000 }))?.fact).toEqual({ kind: 'refund', amountRefunded: 1000, created: 100 });
+    expect(readEvent(event('refund.created', { id: 're_1', payment_intent: 'pi_1', charge: 'ch_1', amount: 1000, status: 'succeeded' }))).toMatchObject({ refund: { id: 're_1', amount: 1000, status: 'succeeded' } });
+    expect(readEvent(event('charge.dispute.created', { id: 'dp_1', charge: 'ch_1', payment_intent: 'pi_1' }))).toMatchObject({ paymentIntentId: 'pi_1', fact: { kind: 'dispute' } });
+    expect(readEvent(event('customer.created', { id: 'cus_1' }))).toBeNull();
+  });
+
+  it('keeps a final refund status when a late pending event arrives', () => {
+    expect(nextRefundStatus('succeeded', 'pending')).toBe('succeeded');
+    expect(nextRefundStatus('pending', 'succeeded')).toBe('succeeded');
+    expect(nextRefundStatus(undefined, 'pending')).toBe('pending');
+  });
+});
+
+/**
+ * A model of the PSP emitting the event sequence of each flow, as the mock
+ * does (many events share a second), with the state it ends in. The property:
+ * any permutation with duplications of those events, applied the way the
+ * processor applies them, ends in the state the PSP's final state implies,
+ * with each transition in history once.
+ */
+interface Flow {
+  events: Stripe.Event[];
+  intent: Stripe.PaymentIntent;
+  amountRefunded: number;
+  disputed: boolean;
+}
+
+type Step = 'succeed' | 'fail' | 'require_action' | 'cancel' | 'refund_part' | 'refund_rest' | 'dispute';
+
+const FLOWS: Record<string, Step[]> = {
+  success: ['succeed'],
+  failureThenSuccess: ['fail', 'succeed'],
+  threeDsSuccess: ['require_action', 'succeed'],
+  threeDsFailure: ['require_action', 'fail'],
+  failureThen3dsSuccess: ['fail', 'require_action', 'succeed'],
+  partialThenFullRefund: ['succeed', 'refund_part', 'refund_rest'],
+  dispute: ['succeed', 'dispute'],
+  cancel: ['cancel'],
+  failureThenCancel: ['fail', 'cancel'],
+};
+
+function emitFlow(steps: Step[], seconds: number[]): Flow {
+  let n = 0;
+  let t = 1_700_000_000;
+  const events: Stripe.Event[] = [];
+  const intent = { id: 'pi_1', object: 'payment_intent', status: 'requires_payment_method', amount: AMOUNT, currency: 'usd', metadata: { order_id: ORDER_ID }, last_payment_error: null } as unknown as Stripe.PaymentIntent;
+  const charge = { id: 'ch_1', object: 'charge', payment_intent: 'pi_1', amount: AMOUNT, currency: 'usd', amount_refunded: 0, metadata: { order_id: ORDER_ID } };
+  let amountRefunded = 0;
+  let disputed = false;
+  const emit = (type: string, object: object) => {
+    t += seconds[n % seconds.length] as number;
+    events.push({ id: `evt_${++n}`, type, created: t, data: { object: JSON.parse(JSON.stringify(object)) } } as unknown as Stripe.Event);
+  };
+  emit('payment_intent.created', intent);
+  const refund = (amount: number) => {
+    amountRefunded += amount;
+    charge.amount_refunded = amountRefunded;
+    emit('charge.refunded', charge);
+    emit('refund.created', { id: `re_${amountRefunded}`, object: 'refund', payment_intent: 'pi_1', charge: 'ch_1', amount, status: 'succeeded' });
+  };
+  for (const step of steps) {
+    switch (step) {
+      case 'succeed':
+        Object.assign(intent, { status: 'succeeded', last_payment_error: null });
+        emit('charge.succeeded', charge);
+        emit('payment_intent.succeeded', intent);
+        break;
+      case 'fail':
+        Object.assign(intent, { status: 'requires_payment_method', last_payment_error: { code: 'card_declined' } });
+        emit('charge.failed', charge);
+        emit('payment_intent.payment_failed', intent);
+        break;
+      case 'require_action':
+        Object.assign(intent, { status: 'requires_action', last_payment_error: null });
+        emit('payment_intent.requires_action', intent);
+        break;
+      case 'cancel':
+        Object.assign(intent, { status: 'canceled' });
+        emit('payment_intent.canceled', intent);
+        break;
+      case 'refund_part':
+        refund(1000);
+        break;
+      case 'refund_rest':
+        refund(AMOUNT - amountRefunded);
+        break;
+      case 'dispute':
+        disputed = true;
+        emit('charge.dispute.created', { id: 'dp_1', object: 'dispute', charge: 'ch_1', payment_intent: 'pi_1', amount: AMOUNT, currency: 'usd' });
+        break;
+    }
+  }
+  return { events, intent, amountRefunded, disputed };
+}
+
+/** The order status the PSP's final state implies. */
+export function expectedStatus(flow: { intent: Stripe.PaymentIntent; amountRefunded: number; disputed: boolean }, amount = AMOUNT): OrderStatus {
+  if (flow.disputed) return 'disputed';
+  if (flow.amountRefunded >= amount) return 'refunded';
+  if (flow.amountRefunded > 0) return 'partially_refunded';
+  return targetForIntent(flow.intent) ?? 'pending_payment';
+}
+
+/** Applies deliveries the way WebhookProcessor does, without the database. */
+function applyDeliveries(deliveries: Stripe.Event[], currentIntent: Stripe.PaymentIntent) {
+  let state = held();
+  const history: Array<{ from: OrderStatus; to: OrderStatus }> = [];
+  const refunds = new Map<string, { amount: number; status: string }>();
+  for (const event of deliveries) {
+    const read = readEvent(event);
+    if (!read) continue;
+    let fact = read.fact;
+    if (read.refund) {
+      refunds.set(read.refund.id, { amount: read.refund.amount, status: nextRefundStatus(refunds.get(read.refund.id)?.status, read.refund.status) });
+      const sum = [...refunds.values()].filter((r) => r.status === 'succeeded').reduce((s, r) => s + r.amount, 0);
+      fact = { kind: 'refund', amountRefunded: sum, created: fact.created };
+    }
+    let decision = decide(state, fact);
+    if (decision.needsPspState) decision = decide(state, factFromIntent(currentIntent, fact.created));
+    for (const to of decision.steps) {
+      history.push({ from: state.orderStatus, to });
+      state = { ...state, orderStatus: to };
+    }
+    state = { ...state, amountRefunded: decision.amountRefunded, lastEventCreated: decision.lastEventCreated };
+  }
+  return { state, history };
+}
+
+describe('any permutation and duplication of a flow\'s events ends where the PSP is', () => {
+  for (const [name, steps] of Object.entries(FLOWS)) {
+    it(name, () => {
+      fc.assert(
+        fc.property(
+          // Seconds between events: mostly the same second, as the mock emits them.
+          fc.array(fc.constantFrom(0, 0, 0, 1), { minLength: 1, maxLength: 12 }),
+          fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+          fc.array(fc.nat(), { maxLength: 6 }),
+          (seconds, shuffleSeed, duplicatePicks) => {
+            const flow = emitFlow(steps, seconds);
+            const deliveries = [...flow.events, ...duplicatePicks.map((i) => flow.events[i % flow.events.length] as Stripe.Event)];
+            shuffle(deliveries, shuffleSeed);
+            const { state, history } = applyDeliveries(deliveries, flow.intent);
+            expect(state.orderStatus).toBe(expectedStatus(flow));
+            expect(state.amountRefunded).toBe(flow.amountRefunded);
+            const pairs = history.map((h) => `${h.from}->${h.to}`);
+            expect(new Set(pairs).size).toBe(pairs.length);
+            // History is one chain: each entry starts where the previous one ended.
+            history.forEach((h, i) => expect(h.from).toBe(i === 0 ? 'pending_payment' : history[i - 1]?.to));
+          },
+        ),
+        { numRuns: 1000 },
+      );
+    });
+  }
+});
+
+/** Deterministic Fisher-Yates from a seed, so fast-check can shrink and replay a failing order. */
+function shuffle<T>(items: T[], seed: number): void {
+  let s = seed >>> 0 || 1;
+  for (let i = items.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const j = s % (i + 1);
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+}
