@@ -11,7 +11,7 @@ import { DatabaseModule } from './database/database.module';
 import { PspModule } from './payments/psp/psp.module';
 import { OrdersModule } from './orders/orders.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
-import { WEBHOOK_QUEUE } from './webhooks/webhook-queue';
+import { WEBHOOK_QUEUE, WEBHOOK_QUEUE_SETTINGS } from './webhooks/webhook-queue';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -32,7 +32,8 @@ export class AppModule {
         DatabaseModule,
         BullModule.forRootAsync({
           inject: [APP_CONFIG],
-          useFactory: (c: AppConfig) => ({ url: c.redisUrl, prefix: c.queuePrefix }),
+          // Every registration of the queue (processor, health, metrics) shares these settings.
+          useFactory: (c: AppConfig) => ({ url: c.redisUrl, prefix: c.queuePrefix, settings: WEBHOOK_QUEUE_SETTINGS }),
         }),
         PspModule,
         WebhooksModule.forRole(config.role),

@@ -1,13 +1,25 @@
-import { DynamicModule, Module } from '@nestjs/common';
-import { BullModule } from '@nestjs/bull';
+import { DynamicModule, Module, Provider, Type } from '@nestjs/common';
 import { AppRole } from '../config/app-config';
-import { WEBHOOK_QUEUE } from './webhook-queue';
+import { PaymentsModule } from '../payments/payments.module';
+import { WebhookAdminController } from './webhook-admin.controller';
+import { WebhookController } from './webhook.controller';
+import { WebhookInboxModule } from './webhook-inbox.module';
+import { WebhookProcessor } from './webhook.processor';
+import { WebhookRelay } from './webhook-relay';
 
 /** Ingestion (controller) for the api role, processing for the worker role; both for `all`. */
 @Module({})
 export class WebhooksModule {
   static forRole(role: AppRole): DynamicModule {
-    void role;
-    return { module: WebhooksModule, imports: [BullModule.registerQueue({ name: WEBHOOK_QUEUE })] };
+    const serves = role !== 'worker';
+    const works = role !== 'api';
+    const controllers: Type[] = serves ? [WebhookController, WebhookAdminController] : [];
+    const providers: Provider[] = works ? [WebhookProcessor, WebhookRelay] : [];
+    return {
+      module: WebhooksModule,
+      imports: [WebhookInboxModule, ...(works ? [PaymentsModule] : [])],
+      controllers,
+      providers,
+    };
   }
 }

@@ -1,0 +1,68 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { WebhookInbox } from './webhook-inbox.service';
+
+const RELAY_EVERY_MS = 2000;
+/** Give the request path time to mark what it queued before treating a row as never queued. */
+const RECEIVED_GRACE = '2 seconds';
+/** A 'queued' row this old whose job Bull no longer has was lost with Redis (no persistence): queue it again. */
+const QUEUED_GRACE = '15 seconds';
+const BATCH = 200;
+
+/**
+ * Finds stored events that never reached the queue (Redis was down when they
+ * came in, or the process died between insert and enqueue) and queues them.
+ * Runs in the worker role; re-queuing is harmless (jobId = event id, and the
+ * processor skips events already applied).
+ */
+@Injectable()
+export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(WebhookRelay.name);
+  private running = false;
+
+  constructor(@InjectDataSource() private readonly db: DataSource, private readonly inbox: WebhookInbox, private readonly scheduler: SchedulerRegistry) {}
+
+  onApplicationBootstrap(): void {
+    this.scheduler.addInterval('webhook-relay', setInterval(() => void this.runOnce(), RELAY_EVERY_MS));
+  }
+
+  onApplicationShutdown(): void {
+    if (this.scheduler.doesExist('interval', 'webhook-relay')) this.scheduler.deleteInterval('webhook-relay');
+  }
+
+  /** One sweep; returns how many events it queued. */
+  async runOnce(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    try {
+      const received: Array<{ id: string }> = await this.db.query(
+        `SELECT id FROM webhook_events WHERE status = 'received' AND received_at < now() - interval '${RECEIVED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
+      );
+      const queued: string[] = [];
+      for (const { id } of received) {
+        if (!(await this.inbox.enqueue(id))) break; // Redis still down: try next sweep
+        queued.push(id);
+      }
+      await this.inbox.markQueued(queued);
+
+      const waiting: Array<{ id: string }> = await this.db.query(
+        `SELECT id FROM webhook_events WHERE status = 'queued' AND received_at < now() - interval '${QUEUED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
+      );
+      let lost = 0;
+      for (const { id } of waiting) {
+        if (await this.inbox.hasJob(id)) continue;
+        if (!(await this.inbox.enqueue(id))) break;
+        lost++;
+      }
+      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lost });
+      return queued.length + lost;
+    } catch (err) {
+      this.logger.warn({ msg: 'relay sweep failed; next sweep retries', error: (err as Error).message });
+      return 0;
+    } finally {
+      this.running = false;
+    }
+  }
+}
