@@ -2,9 +2,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parse as parseQuery } from 'qs';
-import type Stripe from 'stripe';
+import Stripe from 'stripe';
 import { WebSocket, WebSocketServer } from 'ws';
-import { MOCK_API_VERSION } from './events';
 
 /**
  * `stripe listen` support: the official Stripe CLI opens a session with
@@ -38,6 +37,8 @@ const RECONNECT_DELAY_SECONDS = 24 * 60 * 60;
 const MAX_HELD_MESSAGES = 1000;
 /** Sessions that were never connected, or lost their CLI, are forgotten after this long. */
 const IDLE_SESSION_MS = 60 * 60 * 1000;
+/** The close reason the CLI gives when it exits, as opposed to its periodic resets. */
+const CLI_EXIT_REASON = 'Connection Done';
 /** How long a new session's events are held for a CLI that has yet to connect. */
 const FIRST_CONNECT_GRACE_MS = 60 * 1000;
 /** Acknowledgement records kept for inspection. */
@@ -50,7 +51,7 @@ export interface StripeCliOptions {
   webhookSecret: string;
   subscribe(listener: StripeCliEventListener): () => void;
   apiKeyOk(authHeader?: string): boolean;
-  /** Printed by the CLI as "You are using Stripe API Version [...]". */
+  /** Printed by the CLI as "You are using Stripe API Version [...]"; defaults to the installed SDK's. */
   apiVersion?: string;
 }
 
@@ -167,7 +168,7 @@ export class StripeCliSessions {
     const id = randomToken('cliws');
     const now = Date.now();
     this.sessions.set(id, { id, createdAt: now, lastActive: now, connected: false, sockets: new Set(), held: [], unacked: new Map() });
-    const apiVersion = this.options.apiVersion ?? MOCK_API_VERSION;
+    const apiVersion = this.options.apiVersion ?? Stripe.API_VERSION;
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(
       JSON.stringify({
@@ -230,7 +231,11 @@ export class StripeCliSessions {
       if (!isBinary) this.received(session, data.toString());
     });
     ws.on('error', () => ws.terminate());
-    ws.on('close', () => this.disconnected(session, ws));
+    ws.on('close', (_code, reason) => {
+      // The CLI says "Connection Done" when it exits (^C) and "Resetting the connection" when it redials.
+      if (reason.toString() === CLI_EXIT_REASON) this.sessions.delete(session.id);
+      this.disconnected(session, ws);
+    });
     this.flush(session);
   }
 
