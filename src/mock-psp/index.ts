@@ -9,6 +9,7 @@ import { newId } from './ids';
 import { IdempotencyStore } from './idempotency';
 import { PspState } from './psp-state';
 import { DeliveryFaults, WebhookDelivery } from './webhook-delivery';
+import { StripeCliSessions } from './stripe-cli';
 import { DEFAULT_MOCK_PSP_PORT, DEFAULT_MOCK_WEBHOOK_SECRET, MockPspOptions } from './mock-psp-options';
 
 export { signPayload } from './webhook-delivery';
@@ -40,6 +41,7 @@ export class MockPsp {
   private readonly upgradeHandlers: Array<(req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => boolean> = [];
   private readonly extraRoutes: Array<(req: http.IncomingMessage, res: http.ServerResponse, body: string) => boolean> = [];
   private readonly server: http.Server;
+  private readonly stripeCli: StripeCliSessions;
   private stats_: MockPspStats = { requests: 0, byRoute: {} };
   private stopped = false;
   private readonly timeScale: number;
@@ -60,6 +62,15 @@ export class MockPsp {
     this.server.on('upgrade', (req, socket, head) => {
       if (!this.upgradeHandlers.some((handler) => handler(req, socket, head))) socket.destroy();
     });
+    // `stripe listen --api-base <mock>`: the CLI's session and websocket, fed every event this mock emits.
+    this.stripeCli = new StripeCliSessions({
+      webhookSecret: this.webhookSecret,
+      subscribe: (listener) => this.log.subscribe(listener),
+      apiKeyOk: (header) => /^(sk|rk)_test_\w+$/.test(MockPsp.apiKeyFrom(header) ?? ''),
+      apiVersion: MOCK_API_VERSION,
+    }).attach();
+    this.addRoute((req, res, body) => this.stripeCli.handleRequest(req, res, body));
+    this.addUpgradeHandler((req, socket, head) => this.stripeCli.handleUpgrade(req, socket, head));
   }
 
   static async start(options: MockPspOptions = {}): Promise<MockPsp> {
@@ -161,6 +172,7 @@ export class MockPsp {
     for (const timer of this.scheduled) clearTimeout(timer);
     this.scheduled.clear();
     this.delivery.stop();
+    await this.stripeCli.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

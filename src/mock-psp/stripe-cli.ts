@@ -47,7 +47,11 @@ const MAX_DELIVERY_RECORDS = 5000;
 export type StripeCliEventListener = (event: Stripe.Event, payload: string) => void;
 
 export interface StripeCliOptions {
-  server: Server;
+  /**
+   * Given, `attach()` takes websocket upgrades from this server itself. Leave it
+   * out when the host server dispatches upgrades (call `handleUpgrade`).
+   */
+  server?: Server;
   webhookSecret: string;
   subscribe(listener: StripeCliEventListener): () => void;
   apiKeyOk(authHeader?: string): boolean;
@@ -117,14 +121,19 @@ export class StripeCliSessions {
   private readonly wss = new WebSocketServer({ noServer: true });
   private unsubscribe?: () => void;
   private closed = false;
-  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.upgrade(req, socket, head);
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Someone else's upgrade path is left to them; with nobody else listening, it is refused.
+    if (!this.handleUpgrade(req, socket, head) && this.options.server?.listenerCount('upgrade') === 1) {
+      refuseUpgrade(socket, 404, { error: { message: 'Not found.' } });
+    }
+  };
 
   constructor(private readonly options: StripeCliOptions) {}
 
-  /** Starts taking websocket upgrades on the server and events from the mock. Idempotent. */
+  /** Starts taking events from the mock (and upgrades from `server`, if given). Idempotent. */
   attach(): this {
     if (this.unsubscribe || this.closed) return this;
-    this.options.server.on('upgrade', this.onUpgrade);
+    this.options.server?.on('upgrade', this.onUpgrade);
     this.unsubscribe = this.options.subscribe((event, payload) => this.publish(event, payload));
     return this;
   }
@@ -135,7 +144,7 @@ export class StripeCliSessions {
     this.closed = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    this.options.server.off('upgrade', this.onUpgrade);
+    this.options.server?.off('upgrade', this.onUpgrade);
     for (const session of this.sessions.values()) {
       for (const socket of session.sockets) socket.terminate();
     }
@@ -146,6 +155,13 @@ export class StripeCliSessions {
   /** True for the request `handleSession` answers. */
   static isSessionRequest(method: string | undefined, path: string): boolean {
     return method === 'POST' && path.split('?')[0] === STRIPE_CLI_SESSIONS_PATH;
+  }
+
+  /** For a host server's request chain: answers `POST /v1/stripecli/sessions` and returns true, else false. */
+  handleRequest(req: IncomingMessage, res: ServerResponse, body: string): boolean {
+    if (!StripeCliSessions.isSessionRequest(req.method, req.url ?? '')) return false;
+    this.handleSession(req, res, body);
+    return true;
   }
 
   /**
@@ -198,29 +214,35 @@ export class StripeCliSessions {
     return [...this.deliveryLog.values()];
   }
 
+  /** The websocket lives where the CLI reached the API: its Host header, else the socket's own address. */
   private hostFor(req: IncomingMessage): string {
     const host = req.headers.host;
     if (host && /^[\w.:[\]-]+$/.test(host)) return host;
-    const address = this.options.server.address();
-    const port = address && typeof address === 'object' ? address.port : 80;
-    return `127.0.0.1:${port}`;
+    const { localAddress, localPort } = req.socket;
+    const address = !localAddress || localAddress === '::' || localAddress === '0.0.0.0' ? '127.0.0.1' : localAddress;
+    return address.includes(':') ? `[${address}]:${localPort}` : `${address}:${localPort}`;
   }
 
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /**
+   * For a host server's upgrade dispatch: takes the CLI's websocket (or refuses
+   * an unknown session id) and returns true; returns false for other paths.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? '/', 'http://mock');
-    if (url.pathname !== STRIPE_CLI_WEBSOCKET_PATH) {
-      // Someone else's upgrade path, if anyone else listens; otherwise nobody will answer it.
-      if (this.options.server.listenerCount('upgrade') === 1) refuseUpgrade(socket, 404, { error: { message: 'Not found.' } });
-      return;
+    if (url.pathname !== STRIPE_CLI_WEBSOCKET_PATH) return false;
+    if (this.closed) {
+      refuseUpgrade(socket, 503, { error: { message: 'The mock PSP is stopping.' } });
+      return true;
     }
     const header = req.headers['websocket-id'];
     const id = (Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('websocket_id') ?? '';
     const session = this.sessions.get(id);
     if (!session) {
       refuseUpgrade(socket, 400, { error: { type: 'invalid_request_error', message: UNKNOWN_ID_MESSAGE } });
-      return;
+      return true;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(session, ws));
+    return true;
   }
 
   private connected(session: Session, ws: WebSocket): void {
@@ -355,7 +377,7 @@ function openSocket(session: Session): WebSocket | undefined {
 
 function refuseUpgrade(socket: Duplex, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  const reason = status === 404 ? 'Not Found' : 'Bad Request';
+  const reason = ({ 400: 'Bad Request', 404: 'Not Found', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
   );
@@ -366,17 +388,4 @@ function toStringList(value: unknown): string[] {
   if (typeof value === 'string') return [value];
   if (value && typeof value === 'object') return Object.values(value).filter((v): v is string => typeof v === 'string');
   return [];
-}
-
-/**
- * For a server that routes by hand: answers `POST /v1/stripecli/sessions`
- * through the given sessions object.
- */
-export function handleStripeCliSession(
-  sessions: StripeCliSessions,
-  req: IncomingMessage,
-  res: ServerResponse,
-  body: string | Record<string, unknown>,
-): void {
-  sessions.handleSession(req, res, body);
 }
