@@ -46,7 +46,10 @@ interface Options {
 export class WebhookDelivery {
   private forwardTo: URL | undefined;
   private faults: DeliveryFaults = {};
+  // Separate streams, so which events are dropped or doubled depends only on the seed and the
+  // order of events, not on how timing happened to batch the reordering.
   private random: () => number = Math.random;
+  private shuffleRandom: () => number = Math.random;
   private readonly states = new Map<string, DeliveryState>();
   private reorderBuffer: Array<{ event: Stripe.Event; payload: string }> = [];
   private reorderTimer: NodeJS.Timeout | undefined;
@@ -68,6 +71,7 @@ export class WebhookDelivery {
   setFaults(faults: DeliveryFaults, seed?: number): void {
     this.faults = { ...faults };
     this.random = seed === undefined ? Math.random : seededRandom(seed);
+    this.shuffleRandom = seed === undefined ? Math.random : seededRandom(seed ^ 0x5bd1e995);
   }
 
   state(eventId: string): DeliveryState | undefined {
@@ -85,12 +89,14 @@ export class WebhookDelivery {
     const state: DeliveryState = { attempts: 0, delivered: false, pending: true, dropped: false, lastStatus: null, lastError: null };
     this.states.set(event.id, state);
     (event as { pending_webhooks: number }).pending_webhooks = 1;
-    if (this.faults.dropRate && this.random() < this.faults.dropRate) {
+    const dropDraw = this.random();
+    const duplicateDraw = this.random();
+    if (this.faults.dropRate && dropDraw < this.faults.dropRate) {
       state.dropped = true;
       state.pending = false;
       return;
     }
-    const copies = this.faults.duplicateRate && this.random() < this.faults.duplicateRate ? 2 : 1;
+    const copies = this.faults.duplicateRate && duplicateDraw < this.faults.duplicateRate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.faults.reorderWindow && this.faults.reorderWindow > 1) this.bufferForReorder(event, payload);
       else this.afterFaultDelay(() => this.attempt(event, payload));
@@ -122,7 +128,7 @@ export class WebhookDelivery {
     const batch = this.reorderBuffer;
     this.reorderBuffer = [];
     for (let i = batch.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
+      const j = Math.floor(this.shuffleRandom() * (i + 1));
       [batch[i], batch[j]] = [batch[j], batch[i]];
     }
     for (const { event, payload } of batch) this.afterFaultDelay(() => this.attempt(event, payload));
@@ -132,7 +138,7 @@ export class WebhookDelivery {
     const range = this.faults.delayMs;
     if (!range) return send();
     const [min, max] = range;
-    this.later(min + this.random() * (max - min), send);
+    this.later(min + this.shuffleRandom() * (max - min), send);
   }
 
   private later(ms: number, action: () => void): void {
