@@ -1,0 +1,41 @@
+import { Client, Pool } from 'pg';
+import type { QueryRunner } from 'typeorm';
+import { InitialSchema1763870000000 } from '../../../src/database/migrations/1763870000000-initial-schema';
+import { BENCH_AMOUNT, BENCH_CURRENCY } from './stripe-events';
+
+/** Gives a baseline's own database exactly Settle's schema (same tables, same indexes) by running the migration's SQL. */
+export async function applySettleSchema(databaseUrl: string): Promise<void> {
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const runner = { query: (sql: string, params?: unknown[]) => client.query(sql, params).then((r) => r.rows) } as unknown as QueryRunner;
+    await new InitialSchema1763870000000().up(runner);
+  } finally {
+    await client.end();
+  }
+}
+
+const OPEN_INTENT_STATUS = 'requires_payment_method';
+
+/**
+ * Inserts orders [from, from+count) with their payments in two set-based
+ * statements: order n is md5('bench-n')::uuid with PaymentIntent pi_bench_n,
+ * awaiting payment, checked by the PSP just now.
+ */
+export async function seedOrders(pool: Pool, from: number, count: number): Promise<void> {
+  const to = from + count - 1;
+  const items = JSON.stringify([{ sku: 'BENCH-1', name: 'Bench item', unitAmount: BENCH_AMOUNT, quantity: 1 }]);
+  await pool.query(
+    `INSERT INTO orders (id, status, amount, currency, items, customer_email, amount_refunded, created_at, updated_at)
+     SELECT md5('bench-' || n)::uuid, 'pending_payment', $3, $4, $5::jsonb, 'bench-' || n || '@example.com', 0, now(), now()
+       FROM generate_series($1::int, $2::int) AS n`,
+    [from, to, BENCH_AMOUNT, BENCH_CURRENCY, items],
+  );
+  await pool.query(
+    `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, last_event_created, created_at, checked_at)
+     SELECT 'pi_bench_' || n, md5('bench-' || n)::uuid, $3, $4, 0, $5, 'pi_bench_' || n || '_secret_bench', 0, now(), now()
+       FROM generate_series($1::int, $2::int) AS n`,
+    [from, to, OPEN_INTENT_STATUS, BENCH_AMOUNT, BENCH_CURRENCY],
+  );
+  await pool.query('ANALYZE orders; ANALYZE payments');
+}

@@ -1,0 +1,468 @@
+import 'reflect-metadata';
+import { execSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'pg';
+import Redis from 'ioredis';
+import Stripe from 'stripe';
+import { MockPsp } from '../../src/mock-psp';
+import { createTestDatabase, testRedisUrl } from '../support/services';
+import { applySettleSchema, seedOrders } from './lib/db';
+import { ClosedLoopResult, PaidWatcher, paceEvents, postEvents } from './lib/load';
+import { ServerProcess } from './lib/processes';
+import { distribution, Distribution, fmt, ms, ratio, sleep, waitFor } from './lib/stats';
+import { EventSource, signatureHeader } from './lib/stripe-events';
+import { runOrdersPhase, OrdersResult } from './phases/orders';
+import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
+
+/**
+ * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
+ * and order creation, against a raw floor and a naive baseline, in one run.
+ * Every server under test runs in its own process; this process only
+ * generates load, hosts the mock PSP and watches the database.
+ */
+
+const ROOT = join(__dirname, '..', '..', '..');
+const num = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+
+const cfg = {
+  durationS: num('BENCH_DURATION_S', 10),
+  warmupS: num('BENCH_WARMUP_S', 2),
+  connections: num('BENCH_CONNECTIONS', 50),
+  settleRate: num('BENCH_SETTLE_RATE', 500),
+  floodEvents: num('BENCH_FLOOD_EVENTS', 10_000),
+  openOrders: num('BENCH_OPEN_ORDERS', 100_000),
+  missed: num('BENCH_MISSED', 1_000),
+  orderConnections: num('BENCH_ORDER_CONNECTIONS', 4),
+  ingestOrders: num('BENCH_INGEST_ORDERS', 20_000),
+  precompute: num('BENCH_PRECOMPUTE', 40_000),
+  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,reconcile,orders').split(',').map((s) => s.trim()),
+  cpuProfile: process.env.BENCH_CPU_PROF === '1',
+  appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
+};
+
+const TARGETS = {
+  ingestVsFloor: 0.8,
+  ackP99VsFloor: 1.5,
+  settleRate: 1500,
+  settleP99Ms: 250,
+  reconcileCalls: 3,
+  rssMb: 250,
+};
+
+interface IngestTarget extends ClosedLoopResult {
+  warmup: ClosedLoopResult;
+}
+
+interface Results {
+  ingest: { floor?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleBacklogDrainS?: number; error?: string };
+  settle: {
+    paced?: { offered: number; sent: number; ok: number; errors: number; ack: Distribution; settle: Distribution; unsettled: number; maxInFlight: number };
+    flood?: { events: number; ingest: ClosedLoopResult; allPaidS: number; rate: number; unsettled: number; settle: Distribution };
+    error?: string;
+  };
+  reconcile?: ReconcileResult & { error?: string };
+  orders?: OrdersResult & { error?: string };
+  rss: { idleMb?: number; peakMb?: number; byPhaseMb: Record<string, number> };
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+let progressOpen = false;
+
+/** One line per phase: the label when it starts, the outcome on the same line when it ends. */
+async function phase<T>(label: string, run: () => Promise<T>, summary: (r: T) => string): Promise<T> {
+  process.stdout.write(`• ${label} … `);
+  progressOpen = true;
+  const began = performance.now();
+  try {
+    const result = await run();
+    process.stdout.write(`${summary(result)} (${fmt((performance.now() - began) / 1000, 1)} s)\n`);
+    return result;
+  } catch (err) {
+    process.stdout.write(`FAILED: ${(err as Error).message.split('\n')[0]}\n`);
+    throw err;
+  } finally {
+    progressOpen = false;
+  }
+}
+
+const line = (r: ClosedLoopResult) => `${fmt(r.rate)} ev/s, p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, ${r.errors} errors`;
+
+async function main(): Promise<void> {
+  if (!existsSync(cfg.appScript)) throw new Error(`${cfg.appScript} not found: build first (npm run bench does)`);
+  const runTag = randomBytes(3).toString('hex');
+  const secret = `whsec_bench_${randomBytes(12).toString('hex')}`;
+  const queuePrefix = `settle-bench-${runTag}`;
+  const results: Results = { ingest: {}, settle: {}, rss: { byPhaseMb: {} } };
+  console.log(
+    `Settle bench ${runTag}: ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), node ${process.version}; ` +
+      `${cfg.durationS} s phases, ${cfg.connections} connections; phases: ${cfg.phases.join(', ')}`,
+  );
+
+  // The signer must agree with the SDK Settle verifies with, or every number below is a 400.
+  const probe = JSON.stringify({ id: 'evt_probe', object: 'event', type: 'ping', created: 1, data: { object: {} } });
+  new Stripe('sk_test_bench', { telemetry: false }).webhooks.constructEvent(probe, signatureHeader(probe, secret), secret);
+
+  const mock = await MockPsp.start({ port: 0, webhookSecret: secret, timeScale: 0.01 });
+  cleanups.push(() => mock.stop());
+
+  // Order numbers: each phase works on orders of its own.
+  const ranges = {
+    ingest: { from: 1, count: cfg.ingestOrders },
+    paced: { from: 1_000_001, count: Math.round(cfg.settleRate * cfg.durationS) },
+    flood: { from: 2_000_001, count: cfg.floodEvents },
+    open: { from: 3_000_001, count: cfg.openOrders },
+  };
+
+  const settleDb = await createTestDatabase();
+  cleanups.push(() => settleDb.drop());
+  const settleEnv: Record<string, string> = {
+    PORT: '0',
+    DATABASE_URL: settleDb.url,
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: queuePrefix,
+    STRIPE_SECRET_KEY: 'sk_test_bench',
+    STRIPE_WEBHOOK_SECRET: secret,
+    STRIPE_API_URL: mock.url,
+    ADMIN_API_KEY: `bench-admin-${randomBytes(8).toString('hex')}`,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_MINUTE: '100000000',
+    // The bench calls the reconciler itself; the app's own timer must not run a pass in the middle of a measurement.
+    RECONCILE_INTERVAL_MS: '3600000',
+  };
+  cleanups.push(() => cleanRedis(queuePrefix));
+  const settle = await phase(
+    'start Settle (child process)',
+    () =>
+      ServerProcess.start('settle', cfg.appScript, settleEnv, {
+        nodeArgs: cfg.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : [],
+      }),
+    (s) => `pid ${s.pid} at ${s.url}, RSS ${fmt(s.rssMb())} MB`,
+  );
+  cleanups.push(() => settle.stop());
+  await sleep(500);
+  results.rss.idleMb = settle.rssMb();
+  const settlePool = new Pool({ connectionString: settleDb.url, max: 4 });
+  cleanups.push(() => settlePool.end());
+  await phase(
+    'seed orders for ingest and settle',
+    async () => {
+      for (const r of [ranges.ingest, ranges.paced, ranges.flood]) await seedOrders(settlePool, r.from, r.count);
+      return ranges.ingest.count + ranges.paced.count + ranges.flood.count;
+    },
+    (n) => `${fmt(n)} orders`,
+  );
+  const markRss = (name: string) => (results.rss.byPhaseMb[name] = settle.peakRssMb());
+
+  if (cfg.phases.includes('ingest')) {
+    try {
+      await runIngest(results, settle, settlePool, secret, runTag, ranges.ingest);
+    } catch (err) {
+      results.ingest.error = (err as Error).message;
+    }
+    markRss('ingest');
+  }
+
+  if (cfg.phases.includes('settle')) {
+    try {
+      await runSettle(results, settle, settlePool, secret, runTag, ranges);
+    } catch (err) {
+      results.settle.error = (err as Error).message;
+    }
+    markRss('settle');
+  }
+
+  if (cfg.phases.includes('reconcile')) {
+    try {
+      results.reconcile = await runReconcilePhase({
+        phase,
+        mock,
+        settleUrl: settle.url,
+        pool: settlePool,
+        env: settleEnv,
+        open: ranges.open,
+        missed: cfg.missed,
+      });
+    } catch (err) {
+      results.reconcile = { error: (err as Error).message } as Results['reconcile'];
+    }
+    markRss('reconcile');
+  }
+
+  if (cfg.phases.includes('orders')) {
+    try {
+      results.orders = await phase(
+        `POST /orders, ${cfg.orderConnections} connections, ${cfg.durationS} s`,
+        () => runOrdersPhase(settle.url, mock, cfg.orderConnections, cfg.durationS),
+        (r) => `${fmt(r.rate)} orders/s, p50 ${ms(r.p50)}, p99 ${ms(r.p99)}, ${r.errors} errors, ${fmt(r.pspCallsPerOrder, 1)} PSP calls/order`,
+      );
+    } catch (err) {
+      results.orders = { error: (err as Error).message } as Results['orders'];
+    }
+    markRss('orders');
+  }
+
+  results.rss.peakMb = settle.peakRssMb();
+  await phase('stop Settle', () => settle.stop(), () => (cfg.cpuProfile ? 'CPU profile in bench-results/profiles/' : 'stopped'));
+
+  report(results, runTag);
+}
+
+async function runIngest(
+  results: Results,
+  settle: ServerProcess,
+  settlePool: Pool,
+  secret: string,
+  runTag: string,
+  orders: { from: number; count: number },
+): Promise<void> {
+  const redisUrl = testRedisUrl();
+  const floorKey = `settle-bench-${runTag}:floor`;
+  const baseline = async (name: 'floor' | 'naive', script: string, extraEnv: Record<string, string>) => {
+    const db = await createTestDatabase();
+    try {
+      await applySettleSchema(db.url);
+      const pool = new Pool({ connectionString: db.url, max: 2 });
+      await seedOrders(pool, orders.from, orders.count);
+      await pool.end();
+      const server = await ServerProcess.start(name, join(__dirname, 'servers', script), {
+        DATABASE_URL: db.url,
+        REDIS_URL: redisUrl,
+        WEBHOOK_SECRET: secret,
+        POOL_SIZE: '20',
+        PORT: '0',
+        ...extraEnv,
+      });
+      try {
+        results.ingest[name] = await ingestAgainst(`ingest ${name}`, server.url, secret, `${runTag}${name}`, orders);
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await db.drop();
+    }
+  };
+  await baseline('floor', 'floor.js', { QUEUE_KEY: floorKey });
+  await new Redis(redisUrl).del(floorKey).catch(() => undefined);
+  await baseline('naive', 'naive.js', {});
+  results.ingest.settle = await ingestAgainst('ingest Settle', settle.url, secret, `${runTag}settle`, orders);
+  // The queue holds what was acked but not yet applied; later phases need a quiet app.
+  const began = performance.now();
+  await phase(
+    'Settle: wait for the ingest backlog to be applied',
+    async () => {
+      const drained = await waitFor(async () => (await backlog(settlePool)) === 0, 180_000, 250);
+      if (!drained) throw new Error(`backlog of ${await backlog(settlePool)} events after 180 s`);
+      return (performance.now() - began) / 1000;
+    },
+    (s) => `drained in ${fmt(s, 1)} s`,
+  ).then((s) => (results.ingest.settleBacklogDrainS = s));
+}
+
+async function backlog(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'queued')`);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** A short warm-up (JIT, pools), then the measured closed-loop run, each with unique signed events. */
+async function ingestAgainst(label: string, url: string, secret: string, tag: string, orders: { from: number; count: number }): Promise<IngestTarget> {
+  return phase(
+    `${label}: ${cfg.connections} connections, ${cfg.durationS} s`,
+    async () => {
+      const warmSource = new EventSource(`${tag}w`, secret, orders.from, orders.count, 0);
+      const warmup = await postEvents(url, warmSource, { connections: cfg.connections, durationS: cfg.warmupS });
+      const source = new EventSource(tag, secret, orders.from, orders.count, cfg.precompute);
+      const measured = await postEvents(url, source, { connections: cfg.connections, durationS: cfg.durationS });
+      return { ...measured, warmup };
+    },
+    line,
+  );
+}
+
+async function runSettle(
+  results: Results,
+  settle: ServerProcess,
+  pool: Pool,
+  secret: string,
+  runTag: string,
+  ranges: { paced: { from: number; count: number }; flood: { from: number; count: number } },
+): Promise<void> {
+  results.settle.paced = await phase(
+    `settle at an offered ${cfg.settleRate} ev/s for ${cfg.durationS} s (open loop)`,
+    async () => {
+      const watcher = new PaidWatcher(pool, 10);
+      watcher.start();
+      const source = new EventSource(`${runTag}paced`, secret, ranges.paced.from, ranges.paced.count, ranges.paced.count);
+      const paced = await paceEvents(settle.url, source, cfg.settleRate, cfg.durationS, (e) => watcher.expect(e.orderId));
+      await watcher.drained(60_000);
+      await watcher.stop();
+      const latencies: number[] = [];
+      for (const [orderId, ackAt] of paced.ackAt) {
+        const paidAt = watcher.paidAt.get(orderId);
+        if (paidAt !== undefined) latencies.push(paidAt - ackAt);
+      }
+      const { ackAt: _acks, ...rest } = paced;
+      return { ...rest, settle: distribution(latencies), unsettled: watcher.outstanding };
+    },
+    (r) => `ack p99 ${ms(r.ack.p99)}; ack→paid p50 ${ms(r.settle.p50)}, p99 ${ms(r.settle.p99)}; ${r.errors} errors, ${r.unsettled} never paid`,
+  );
+  await waitFor(async () => (await backlog(pool)) === 0, 60_000, 100);
+
+  results.settle.flood = await phase(
+    `settle flood: ${fmt(cfg.floodEvents)} events at ${cfg.connections} connections`,
+    async () => {
+      const watcher = new PaidWatcher(pool, 25);
+      const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
+      const sentAt = new Map<string, number>();
+      const began = performance.now();
+      watcher.start();
+      const ingest = await postEvents(settle.url, source, {
+        connections: cfg.connections,
+        amount: cfg.floodEvents,
+        onSend: (e) => {
+          watcher.expect(e.orderId);
+          sentAt.set(e.orderId, performance.now());
+        },
+      });
+      await watcher.drained(180_000);
+      await watcher.stop();
+      const lastPaid = Math.max(...watcher.paidAt.values());
+      const allPaidS = (lastPaid - began) / 1000;
+      // Here from the send, not the ack (autocannon does not say when each answer came): queueing time included.
+      const latencies = [...watcher.paidAt].map(([id, at]) => at - (sentAt.get(id) ?? began));
+      return { events: cfg.floodEvents, ingest, allPaidS, rate: watcher.paidAt.size / allPaidS, unsettled: watcher.outstanding, settle: distribution(latencies) };
+    },
+    (r) => `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ${r.unsettled} never paid`,
+  );
+}
+
+async function cleanRedis(prefix: string): Promise<void> {
+  const redis = new Redis(testRedisUrl());
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+type Row = [string, string, string, string, string, string];
+
+function report(r: Results, runTag: string): void {
+  const { floor, naive, settle } = r.ingest;
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'MET' : 'MISSED');
+  const x = (v: number) => (Number.isFinite(v) ? `${fmt(v, 2)}x` : '–');
+  const ingestRatio = settle && floor ? ratio(settle.rate, floor.rate) : NaN;
+  const p99Ratio = settle && floor ? ratio(settle.p99, floor.p99) : NaN;
+  const paced = r.settle.paced;
+  const flood = r.settle.flood;
+  const rec = r.reconcile;
+  const orders = r.orders;
+  const known = (v: number) => (Number.isFinite(v) ? v : undefined);
+
+  const targets = {
+    ingest: known(ingestRatio) === undefined ? undefined : ingestRatio >= TARGETS.ingestVsFloor,
+    ackP99: known(p99Ratio) === undefined ? undefined : p99Ratio <= TARGETS.ackP99VsFloor,
+    settleRate: flood ? flood.rate >= TARGETS.settleRate && flood.unsettled === 0 : undefined,
+    settleP99: paced ? paced.settle.p99 <= TARGETS.settleP99Ms && paced.unsettled === 0 : undefined,
+    reconcile: rec?.idle ? rec.idle.maxPspCalls <= TARGETS.reconcileCalls : undefined,
+    rss: r.rss.peakMb !== undefined ? r.rss.peakMb <= TARGETS.rssMb : undefined,
+  };
+
+  const rows: Row[] = [
+    ['Ingest events/s (50 conn)', fmt(settle?.rate), fmt(floor?.rate), fmt(naive?.rate), `>= ${TARGETS.ingestVsFloor}x floor`, verdict(targets.ingest)],
+    ['  Settle/floor, Settle/naive', x(ingestRatio), '', settle && naive ? x(ratio(settle.rate, naive.rate)) : '–', '', ''],
+    ['Ack latency p50', ms(settle?.p50), ms(floor?.p50), ms(naive?.p50), '', ''],
+    ['Ack latency p99', ms(settle?.p99), ms(floor?.p99), ms(naive?.p99), `<= ${TARGETS.ackP99VsFloor}x floor`, verdict(targets.ackP99)],
+    ['  Settle/floor p99', x(p99Ratio), '', '', '', ''],
+    ['Ingest errors (non-2xx)', fmt(settle?.errors), fmt(floor?.errors), fmt(naive?.errors), '0', ''],
+    [`Ack→paid p50 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p50), '', '', '', ''],
+    [`Ack→paid p99 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p99), '', '', `<= ${TARGETS.settleP99Ms} ms`, verdict(targets.settleP99)],
+    [`Sustained settle (flood ${fmt(flood?.events ?? cfg.floodEvents)})`, flood ? `${fmt(flood.rate)}/s` : '–', '', '', `>= ${fmt(TARGETS.settleRate)}/s`, verdict(targets.settleRate)],
+    [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(targets.reconcile)],
+    [
+      `Reconcile, ${fmt(rec?.missed?.count ?? cfg.missed)} missed`,
+      rec?.missed ? `${rec.missed.pspCalls} calls, pass ${ms(rec.missed.passMs)}, all paid ${ms(rec.missed.allPaidMs)}` : '–',
+      '',
+      '',
+      '',
+      '',
+    ],
+    ['POST /orders', orders?.rate !== undefined ? `${fmt(orders.rate)}/s, p99 ${ms(orders.p99)}` : '–', '', '', '', ''],
+    ['Peak RSS (Settle process)', r.rss.peakMb !== undefined ? `${fmt(r.rss.peakMb)} MB` : '–', '', '', `<= ${TARGETS.rssMb} MB`, verdict(targets.rss)],
+  ];
+  const header: Row = ['Measure', 'Settle', 'Raw floor', 'Naive', 'Target', 'Status'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
+  const render = (row: Row) => `| ${row.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  console.log('');
+  console.log(render(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of rows) console.log(render(row));
+  for (const [name, error] of [
+    ['ingest', r.ingest.error],
+    ['settle', r.settle.error],
+    ['reconcile', r.reconcile?.error],
+    ['orders', r.orders?.error],
+  ]) {
+    if (error) console.log(`\n${name} phase failed: ${error}`);
+  }
+
+  mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
+  const file = join(ROOT, 'bench-results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        run: runTag,
+        at: new Date().toISOString(),
+        commit: gitRevision(),
+        machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavg: os.loadavg() },
+        config: cfg,
+        targets: TARGETS,
+        verdicts: targets,
+        results: r,
+        table: [header, ...rows],
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`\nResults: ${file}`);
+}
+
+function gitRevision(): string | undefined {
+  try {
+    return execSync('git rev-parse --short HEAD', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function cleanup(): Promise<void> {
+  for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
+}
+
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  if (progressOpen) process.stdout.write('\n');
+  console.log('interrupted: stopping servers and dropping the bench databases');
+  void cleanup().then(() => process.exit(130));
+});
+
+main()
+  .then(cleanup)
+  .then(() => process.exit(0))
+  .catch(async (err) => {
+    console.error(`bench failed: ${(err as Error).stack ?? err}`);
+    await cleanup();
+    process.exit(1);
+  });
