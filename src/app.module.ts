@@ -40,7 +40,8 @@ export class AppModule {
         ...(serves
           ? [
               ThrottlerModule.forRoot({
-                throttlers: [{ name: 'public', ttl: 60_000, limit: config.rateLimitPerMinute }],
+                // Named 'default' so the 429 carries a plain Retry-After header (other names get a suffix).
+                throttlers: [{ name: 'default', ttl: 60_000, limit: config.rateLimitPerMinute }],
                 errorMessage: `Too many requests: at most ${config.rateLimitPerMinute} a minute per client; retry after the Retry-After header's seconds`,
               }),
               OrdersModule,

@@ -33,7 +33,7 @@ export class MetricsController {
     try {
       const [row] = await this.db.query(
         `SELECT
-           COALESCE(EXTRACT(EPOCH FROM now() - min(received_at)) FILTER (WHERE status IN ('received', 'queued')), 0) AS lag,
+           COALESCE(EXTRACT(EPOCH FROM now() - min(received_at) FILTER (WHERE status IN ('received', 'queued'))), 0) AS lag,
            count(*) FILTER (WHERE status = 'dead') AS dead
          FROM webhook_events WHERE status IN ('received', 'queued', 'dead')`,
       );

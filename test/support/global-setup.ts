@@ -24,8 +24,9 @@ export default async function globalSetup(): Promise<void> {
     socket.once('connect', () => { socket.end(); resolve(); });
     socket.once('error', (err) => reject(new Error(`Tests need Redis at ${testRedisUrl()} (set TEST_REDIS_URL): ${err.message}`)));
   });
-  // dist/ is needed only by the launcher and child-process suites, which wait for the mock PSP (see jest.config.js).
-  if (process.env.BUILD_DIST === '1') {
+  // The launcher and child-process suites run the compiled app, so it must match the source under test.
+  // SKIP_BUILD=1 saves the build when iterating on suites that do not need it.
+  if (process.env.SKIP_BUILD !== '1') {
     execFileSync('npx', ['nest', 'build'], { stdio: 'inherit' });
   }
 }
