@@ -13,8 +13,8 @@ import { WebSocket, WebSocketServer } from 'ws';
  * `--forward-to`. It acks each message (`event_ack`) and reports the local
  * endpoint's answer (`webhook_response`).
  *
- * Facts measured against stripe-cli 1.52.0 (see the listen section of the
- * notes kept with the mock's tests):
+ * Facts measured against stripe-cli 1.52.0 (and kept true by
+ * test/stripe-cli/listen-protocol.e2e-spec.ts, which drives the real CLI):
  * - the session request carries no event filter; the CLI applies `--events`
  *   itself, so every session receives every event;
  * - `endpoint.api_version` must be null or the CLI drops the event;
