@@ -27,6 +27,7 @@ const TEST_CARDS: Record<string, CardSpec> = {
   mastercard: { brand: 'mastercard', last4: '4444', funding: 'credit', behaviour: 'succeed' },
   amex: { brand: 'amex', last4: '8431', funding: 'credit', behaviour: 'succeed' },
   chargeDeclined: { brand: 'visa', last4: '0002', funding: 'credit', behaviour: 'decline' },
+  visa_chargeDeclined: { brand: 'visa', last4: '0341', funding: 'credit', behaviour: 'decline' },
   chargeDeclinedInsufficientFunds: { brand: 'visa', last4: '9995', funding: 'credit', behaviour: 'insufficient_funds' },
   authenticationRequired: { brand: 'visa', last4: '3184', funding: 'credit', behaviour: 'authenticate' },
   threeDSecure2Required: { brand: 'visa', last4: '3220', funding: 'credit', behaviour: 'authenticate' },
@@ -53,6 +54,7 @@ const TEST_NUMBERS: Record<string, string> = {
 const SEPA_IBANS: Record<string, Behaviour> = {
   DE89370400440532013000: 'delayed_success',
   AT611904300234573201: 'delayed_success',
+  AT321904300235473204: 'delayed_success',
   DE62370400440532013001: 'delayed_failure',
   AT861904300235473202: 'delayed_failure',
 };

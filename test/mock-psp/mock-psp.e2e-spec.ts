@@ -73,7 +73,7 @@ describe('Mock PSP through the official stripe SDK', () => {
     it('rejects a request without a key, and a live or malformed key, with 401 in Stripe shape', async () => {
       const noKey = await fetch(`${mock.url}/v1/payment_intents`);
       expect(noKey.status).toBe(401);
-      expect((await noKey.json()).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining('did not provide an API key') });
+      expect(((await noKey.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', message: expect.stringContaining('did not provide an API key') });
       await expect(sdk(mock, 'sk_live_abcdefghijklmnop').paymentIntents.list()).rejects.toMatchObject({ type: 'StripeAuthenticationError', statusCode: 401 });
     });
 
@@ -185,7 +185,7 @@ describe('Mock PSP through the official stripe SDK', () => {
     it('SEPA Direct Debit is processing first and succeeds later, as a bank debit does', async () => {
       const pm = await stripe.paymentMethods.create({ type: 'sepa_debit', sepa_debit: { iban: 'DE89370400440532013000' }, billing_details: { name: 'Ada', email: 'ada@example.com' } });
       expect(pm).toMatchObject({ type: 'sepa_debit', sepa_debit: { last4: '3000' } });
-      const pi = await newIntent({ currency: 'eur', payment_method_types: ['sepa_debit'], payment_method: pm.id, confirm: true });
+      const pi = await newIntent({ currency: 'eur', payment_method_types: ['sepa_debit'], payment_method: pm.id, confirm: true } as Partial<Stripe.PaymentIntentCreateParams>);
       expect(pi.status).toBe('processing');
       await mock.idle();
       expect((await stripe.paymentIntents.retrieve(pi.id)).status).toBe('succeeded');
@@ -425,11 +425,11 @@ describe('Mock PSP webhook delivery', () => {
       const started = Date.now();
       await runFlows(mock, 1);
       expect(receiver.received).toHaveLength(0);
-      await waitFor(() => receiver.received.length === 3, 5000);
+      await waitFor(async () => receiver.received.length === 3, 'three deliveries', 5000);
       expect(Date.now() - started).toBeGreaterThanOrEqual(150);
       const first = mock.events()[0];
       mock.redeliver(first.id);
-      await waitFor(() => receiver.received.filter((e) => e.id === first.id).length === 2, 5000);
+      await waitFor(async () => receiver.received.filter((e) => e.id === first.id).length === 2, 'the redelivery', 5000);
     } finally {
       await mock.stop();
     }

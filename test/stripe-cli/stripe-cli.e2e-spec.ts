@@ -33,14 +33,6 @@ const TRIGGERS: Array<[string, string[]]> = [
   ['charge.failed', ['payment_intent.created', 'payment_intent.payment_failed', 'charge.failed']],
 ];
 
-/**
- * Fixtures that use Stripe test data the mock does not know yet: the charge.failed fixture confirms with
- * `pm_card_visa_chargeDeclined` and payment_intent.processing creates a SEPA method with the IBAN
- * `AT321904300235473204` (Stripe's "succeeds" Austrian test IBAN). These are expected to fail until
- * src/mock-psp/payment-methods.ts learns both; Jest then reports them as passing "failing" tests, and they
- * move back to the plain table.
- */
-const NEEDS_MOCK_TEST_DATA = new Set(['charge.failed', 'payment_intent.processing']);
 
 describe('stripe trigger against the mock PSP', () => {
   let mock: MockPsp;
@@ -63,8 +55,7 @@ describe('stripe trigger against the mock PSP', () => {
     expect(types).toEqual(expect.arrayContaining(expected));
   }
 
-  it.each(TRIGGERS.filter(([name]) => !NEEDS_MOCK_TEST_DATA.has(name)))('%s succeeds and the mock emits what Stripe would', trigger);
-  it.failing.each(TRIGGERS.filter(([name]) => NEEDS_MOCK_TEST_DATA.has(name)))('%s (needs test data the mock lacks)', trigger);
+  it.each(TRIGGERS)('%s succeeds and the mock emits what Stripe would', trigger);
 
   it('reports a failure when the mock refuses the API key', async () => {
     // The CLI itself refuses publishable keys, so this one reaches the mock and is refused there.
