@@ -12,6 +12,7 @@ import { MockPsp } from '../../src/mock-psp';
 import { createTestDatabase, testRedisUrl } from '../support/services';
 import { applySettleSchema, seedOrders } from './lib/db';
 import { ClosedLoopResult, PaidWatcher, paceEvents, postEvents } from './lib/load';
+import { CpuMeter, CpuUse } from './lib/cpu';
 import { ServerProcess } from './lib/processes';
 import { distribution, Distribution, fmt, ms, ratio, sleep, waitFor } from './lib/stats';
 import { EventSource, signatureHeader } from './lib/stripe-events';
@@ -42,6 +43,8 @@ const cfg = {
   phases: (process.env.BENCH_PHASES ?? 'ingest,settle,reconcile,orders').split(',').map((s) => s.trim()),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
+  /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
+  appRole: process.env.BENCH_SETTLE_ROLE ?? 'all',
 };
 
 const TARGETS = {
@@ -67,19 +70,34 @@ interface Results {
   reconcile?: ReconcileResult & { error?: string };
   orders?: OrdersResult & { error?: string };
   rss: { idleMb?: number; peakMb?: number; byPhaseMb: Record<string, number> };
+  /** Per phase: cores the measured server used, and how busy the whole (shared) machine was. */
+  cpu: Record<string, CpuUse>;
 }
 
 const cleanups: Array<() => Promise<unknown>> = [];
 let progressOpen = false;
+/** The process whose CPU a phase reports by default: the Settle app once it runs. */
+let measuredPid: number | undefined;
+const cpuByPhase: Record<string, CpuUse> = {};
 
-/** One line per phase: the label when it starts, the outcome on the same line when it ends. */
-async function phase<T>(label: string, run: () => Promise<T>, summary: (r: T) => string): Promise<T> {
+/**
+ * One line per phase: the label when it starts, the outcome on the same line
+ * when it ends, with the CPU the server under test used and how busy the whole
+ * machine was (it is shared: a busy machine makes every number worse).
+ */
+async function phase<T>(label: string, run: () => Promise<T>, summary: (r: T) => string, pid: number | undefined = measuredPid): Promise<T> {
   process.stdout.write(`• ${label} … `);
   progressOpen = true;
   const began = performance.now();
+  const meter = new CpuMeter(pid);
   try {
     const result = await run();
-    process.stdout.write(`${summary(result)} (${fmt((performance.now() - began) / 1000, 1)} s)\n`);
+    const cpu = meter.read();
+    cpuByPhase[label] = cpu;
+    const cores = cpu.appCores !== undefined ? `server ${fmt(cpu.appCores, 2)} cores, ` : '';
+    const servers = `postgres ${fmt(cpu.postgresCores, 2)}, redis ${fmt(cpu.redisCores, 2)}, `;
+    const machine = cpu.machineBusyPct !== undefined ? `machine ${fmt(cpu.machineBusyPct)}% busy` : '';
+    process.stdout.write(`${summary(result)} (${fmt((performance.now() - began) / 1000, 1)} s; ${cores}${servers}${machine})\n`);
     return result;
   } catch (err) {
     process.stdout.write(`FAILED: ${(err as Error).message.split('\n')[0]}\n`);
@@ -96,7 +114,7 @@ async function main(): Promise<void> {
   const runTag = randomBytes(3).toString('hex');
   const secret = `whsec_bench_${randomBytes(12).toString('hex')}`;
   const queuePrefix = `settle-bench-${runTag}`;
-  const results: Results = { ingest: {}, settle: {}, rss: { byPhaseMb: {} } };
+  const results: Results = { ingest: {}, settle: {}, rss: { byPhaseMb: {} }, cpu: cpuByPhase };
   console.log(
     `Settle bench ${runTag}: ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), node ${process.version}; ` +
       `${cfg.durationS} s phases, ${cfg.connections} connections; phases: ${cfg.phases.join(', ')}`,
@@ -132,6 +150,7 @@ async function main(): Promise<void> {
     RATE_LIMIT_PER_MINUTE: '100000000',
     // The bench calls the reconciler itself; the app's own timer must not run a pass in the middle of a measurement.
     RECONCILE_INTERVAL_MS: '3600000',
+    APP_ROLE: cfg.appRole,
   };
   cleanups.push(() => cleanRedis(queuePrefix));
   const settle = await phase(
@@ -143,6 +162,7 @@ async function main(): Promise<void> {
     (s) => `pid ${s.pid} at ${s.url}, RSS ${fmt(s.rssMb())} MB`,
   );
   cleanups.push(() => settle.stop());
+  measuredPid = settle.pid;
   await sleep(500);
   results.rss.idleMb = settle.rssMb();
   const settlePool = new Pool({ connectionString: settleDb.url, max: 4 });
@@ -237,7 +257,7 @@ async function runIngest(
         ...extraEnv,
       });
       try {
-        results.ingest[name] = await ingestAgainst(`ingest ${name}`, server.url, secret, `${runTag}${name}`, orders);
+        results.ingest[name] = await ingestAgainst(`ingest ${name}`, server.url, secret, `${runTag}${name}`, orders, server.pid);
       } finally {
         await server.stop();
       }
@@ -248,8 +268,9 @@ async function runIngest(
   await baseline('floor', 'floor.js', { QUEUE_KEY: floorKey });
   await new Redis(redisUrl).del(floorKey).catch(() => undefined);
   await baseline('naive', 'naive.js', {});
-  results.ingest.settle = await ingestAgainst('ingest Settle', settle.url, secret, `${runTag}settle`, orders);
+  results.ingest.settle = await ingestAgainst('ingest Settle', settle.url, secret, `${runTag}settle`, orders, settle.pid);
   // The queue holds what was acked but not yet applied; later phases need a quiet app.
+  if (cfg.appRole === 'api') return;
   const began = performance.now();
   await phase(
     'Settle: wait for the ingest backlog to be applied',
@@ -268,7 +289,14 @@ async function backlog(pool: Pool): Promise<number> {
 }
 
 /** A short warm-up (JIT, pools), then the measured closed-loop run, each with unique signed events. */
-async function ingestAgainst(label: string, url: string, secret: string, tag: string, orders: { from: number; count: number }): Promise<IngestTarget> {
+async function ingestAgainst(
+  label: string,
+  url: string,
+  secret: string,
+  tag: string,
+  orders: { from: number; count: number },
+  pid: number,
+): Promise<IngestTarget> {
   return phase(
     `${label}: ${cfg.connections} connections, ${cfg.durationS} s`,
     async () => {
@@ -279,6 +307,7 @@ async function ingestAgainst(label: string, url: string, secret: string, tag: st
       return { ...measured, warmup };
     },
     line,
+    pid,
   );
 }
 

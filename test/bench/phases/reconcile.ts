@@ -10,7 +10,7 @@ import { PaidWatcher } from '../lib/load';
 import { fmt, ms } from '../lib/stats';
 import { ORDER_BODY } from './orders';
 
-type Phase = <T>(label: string, run: () => Promise<T>, summary: (r: T) => string) => Promise<T>;
+type Phase = <T>(label: string, run: () => Promise<T>, summary: (r: T) => string, pid?: number) => Promise<T>;
 
 export interface PassMeasure {
   /** Requests the mock PSP served during the pass (its own counter, not the reconciler's). */
