@@ -9,6 +9,7 @@ import { AppModule } from './app.module';
 import { AppConfig } from './config/app-config';
 import { HttpExceptionFilter } from './common/errors/http-exception.filter';
 import { DomainError, ErrorCode } from './common/errors/domain-error';
+import { mountWebhookRoute, WebhookController } from './webhooks/webhook.controller';
 
 /** Largest request body accepted (orders and webhooks alike); larger ones get 413. */
 export const BODY_LIMIT = '256kb';
@@ -31,6 +32,7 @@ export async function createHttpApp(config: AppConfig): Promise<NestExpressAppli
     }),
   );
   setupOpenApi(app);
+  mountWebhookRoute(app.getHttpServer(), app.get(WebhookController));
   await runMigrations(app);
   return app;
 }

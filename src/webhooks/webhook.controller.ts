@@ -1,24 +1,34 @@
-import { Controller, Headers, HttpCode, Inject, Logger, Post, Req } from '@nestjs/common';
-import { ApiExcludeEndpoint } from '@nestjs/swagger';
-import type { RawBodyRequest } from '@nestjs/common';
-import type { Request } from 'express';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import Stripe from 'stripe';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
+import { STATUS_BY_CODE } from '../common/errors/http-exception.filter';
 import { webhooksRejected } from '../metrics/metrics';
 import { StripeClient } from '../payments/psp/stripe.client';
 import { WebhookInbox } from './webhook-inbox.service';
 
-const ACCEPTED = { received: true } as const;
+export const WEBHOOK_PATH = '/webhooks/stripe';
+/** Same limit as every other body (bootstrap's BODY_LIMIT): a Stripe event is a few kB. */
+const MAX_BODY_BYTES = 256 * 1024;
+const ACCEPTED = Buffer.from('{"received":true}');
 const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
+const REQUEST_ID = /^[\w.-]{1,64}$/;
 
 /**
  * POST /webhooks/stripe: verify -> inbox -> enqueue -> 2xx. Nothing else
  * happens here (the queue does the work), and it is never throttled: Stripe
  * sends bursts, and refusing them only delays money.
+ *
+ * It answers at the HTTP server's front door (see mountWebhookRoute), not
+ * through Express and Nest's router: this route takes the PSP's bursts, and
+ * the generic stack (body parsers, router layers, per-request logger) cost
+ * more than the work itself. Errors keep the API's one shape.
  */
-@Controller('webhooks')
+@Injectable()
 export class WebhookController {
   private readonly logger = new Logger(WebhookController.name);
   private readonly webhooks: Stripe['webhooks'];
@@ -31,22 +41,51 @@ export class WebhookController {
     this.tolerance = config.webhookToleranceSeconds;
   }
 
-  @Post('stripe')
-  @HttpCode(200)
-  @ApiExcludeEndpoint()
-  async receive(@Req() req: RawBodyRequest<Request>, @Headers('stripe-signature') signature: string | undefined): Promise<typeof ACCEPTED> {
-    const raw = req.rawBody;
-    if (!raw || raw.length === 0) throw reject('malformed', 'The body must be the JSON event exactly as the PSP sent it (Content-Type: application/json)');
-    const event = this.verify(raw, signature);
+  /** Handles one request end to end; never throws. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY_BYTES) return this.refuse(res, requestId, 413, 'Request body is too large', 'too_large', req);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        refused = true;
+        this.refuse(res, requestId, 413, 'Request body is too large', 'too_large', req);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!refused) void this.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), req.headers['stripe-signature'], res, requestId);
+    });
+    req.on('error', () => res.destroy());
+  }
+
+  private async receive(raw: Buffer, signature: string | string[] | undefined, res: ServerResponse, requestId: string): Promise<void> {
+    let event: Stripe.Event;
+    try {
+      if (raw.length === 0) throw reject('malformed', 'The body must be the JSON event exactly as the PSP sent it');
+      event = this.verify(raw, typeof signature === 'string' ? signature : undefined);
+    } catch (err) {
+      const status = err instanceof DomainError ? STATUS_BY_CODE[err.code] : 400;
+      return this.refuse(res, requestId, status, (err as Error).message);
+    }
     try {
       await this.inbox.accept({ id: event.id, type: event.type, created: event.created }, raw.toString('utf8'), 'webhook');
     } catch (err) {
       // Not stored: a 5xx makes the PSP retry, so the event cannot be lost.
       webhooksRejected.inc({ reason: 'storage' });
-      this.logger.error({ msg: 'could not store webhook event', eventId: event.id, error: (err as Error).message });
-      throw new DomainError(ErrorCode.ServiceUnavailable, 'The event could not be stored; retry later');
+      this.logger.error({ msg: 'could not store webhook event', eventId: event.id, requestId, error: (err as Error).message });
+      return this.refuse(res, requestId, 503, 'The event could not be stored; retry later');
     }
-    return ACCEPTED;
+    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': ACCEPTED.length });
+    res.end(ACCEPTED);
   }
 
   /** Checks the signature against every configured secret (several while rotating) before reading anything. */
@@ -76,9 +115,40 @@ export class WebhookController {
     }
     throw stale ? reject('stale', 'Stripe-Signature timestamp is older than the tolerance') : reject('signature', 'No valid signature for this body');
   }
+
+  private refuse(res: ServerResponse, requestId: string, status: number, message: string, reason?: string, req?: IncomingMessage): void {
+    if (reason) webhooksRejected.inc({ reason });
+    if (status >= 500) this.logger.error({ msg: 'webhook refused', status, requestId, reason: message });
+    else this.logger.warn({ msg: 'webhook refused', status, requestId, reason: message });
+    const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+    // An oversized body is not read: close the connection rather than drain it.
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...(req ? { Connection: 'close' } : {}) });
+    res.end(body);
+    if (req) req.resume();
+  }
 }
 
 function reject(reason: string, message: string): DomainError {
   webhooksRejected.inc({ reason });
   return new DomainError(ErrorCode.Validation, message);
+}
+
+/**
+ * Puts the webhook route in front of the app's request handler: POST
+ * /webhooks/stripe goes straight to the controller, everything else to
+ * Express and Nest as before. Call before the server listens.
+ */
+export function mountWebhookRoute(server: import('node:http').Server, controller: WebhookController): void {
+  const app = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'POST' && isWebhookPath(req.url)) return controller.handle(req, res);
+    for (const listener of app) listener.call(server, req, res);
+  });
+}
+
+function isWebhookPath(url: string | undefined): boolean {
+  if (!url || !url.startsWith(WEBHOOK_PATH)) return false;
+  const rest = url.slice(WEBHOOK_PATH.length);
+  return rest === '' || rest === '/' || rest.startsWith('?');
 }

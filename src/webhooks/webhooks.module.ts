@@ -13,13 +13,15 @@ export class WebhooksModule {
   static forRole(role: AppRole): DynamicModule {
     const serves = role !== 'worker';
     const works = role !== 'api';
-    const controllers: Type[] = serves ? [WebhookController, WebhookAdminController] : [];
-    const providers: Provider[] = works ? [WebhookProcessor, WebhookRelay] : [];
+    const controllers: Type[] = serves ? [WebhookAdminController] : [];
+    // WebhookController answers at the HTTP server's front door (mountWebhookRoute), so it is a provider.
+    const providers: Provider[] = [...(serves ? [WebhookController] : []), ...(works ? [WebhookProcessor, WebhookRelay] : [])];
     return {
       module: WebhooksModule,
       imports: [WebhookInboxModule, ...(works ? [PaymentsModule] : [])],
       controllers,
       providers,
+      exports: serves ? [WebhookController] : [],
     };
   }
 }
