@@ -45,6 +45,10 @@ const cfg = {
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
   /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
   appRole: process.env.BENCH_SETTLE_ROLE ?? 'all',
+  /** Diagnostics only: extra APP_ROLE=worker processes beside the app (more queue consumers); the table's numbers are for 0. */
+  extraWorkers: num('BENCH_EXTRA_WORKERS', 0),
+  /** Diagnostics: extra node flags for the Settle process (e.g. --trace-gc); its output is then kept in bench-results/. */
+  appNodeArgs: (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean),
 };
 
 const TARGETS = {
@@ -64,7 +68,17 @@ interface Results {
   ingest: { floor?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleBacklogDrainS?: number; error?: string };
   settle: {
     paced?: { offered: number; sent: number; ok: number; errors: number; ack: Distribution; settle: Distribution; unsettled: number; maxInFlight: number };
-    flood?: { events: number; ingest: ClosedLoopResult; allPaidS: number; rate: number; unsettled: number; settle: Distribution };
+    flood?: {
+      events: number;
+      ingest: ClosedLoopResult;
+      allPaidS: number;
+      rate: number;
+      unsettled: number;
+      settle: Distribution;
+      /** From the app's own settle_event_processing_seconds: mean time to apply one event (its transaction), and jobs applied at once on average (Little's law). */
+      meanApplyMs?: number;
+      meanJobsInFlight?: number;
+    };
     error?: string;
   };
   reconcile?: ReconcileResult & { error?: string };
@@ -157,12 +171,16 @@ async function main(): Promise<void> {
     'start Settle (child process)',
     () =>
       ServerProcess.start('settle', cfg.appScript, settleEnv, {
-        nodeArgs: cfg.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : [],
+        nodeArgs: [...(cfg.cpuProfile ? ['--cpu-prof', '--cpu-prof-dir', join(ROOT, 'bench-results', 'profiles')] : []), ...cfg.appNodeArgs],
       }),
     (s) => `pid ${s.pid} at ${s.url}, RSS ${fmt(s.rssMb())} MB`,
   );
   cleanups.push(() => settle.stop());
   measuredPid = settle.pid;
+  for (let i = 0; i < cfg.extraWorkers; i++) {
+    const worker = await ServerProcess.start(`worker${i}`, cfg.appScript, { ...settleEnv, APP_ROLE: 'worker' }, { ready: /Settle \(worker\) started()/ });
+    cleanups.push(() => worker.stop());
+  }
   await sleep(500);
   results.rss.idleMb = settle.rssMb();
   const settlePool = new Pool({ connectionString: settleDb.url, max: 4 });
@@ -226,6 +244,10 @@ async function main(): Promise<void> {
   }
 
   results.rss.peakMb = settle.peakRssMb();
+  if (cfg.appNodeArgs.length > 0) {
+    mkdirSync(join(ROOT, 'bench-results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench-results', `settle-${runTag}.log`), settle.log);
+  }
   await phase('stop Settle', () => settle.stop(), () => (cfg.cpuProfile ? 'CPU profile in bench-results/profiles/' : 'stopped'));
 
   report(results, runTag);
@@ -344,6 +366,7 @@ async function runSettle(
     `settle flood: ${fmt(cfg.floodEvents)} events at ${cfg.connections} connections`,
     async () => {
       const watcher = new PaidWatcher(pool, 25);
+      const before = await processingMetric(settle.url);
       const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
       const sentAt = new Map<string, number>();
       const began = performance.now();
@@ -362,10 +385,41 @@ async function runSettle(
       const allPaidS = (lastPaid - began) / 1000;
       // Here from the send, not the ack (autocannon does not say when each answer came): queueing time included.
       const latencies = [...watcher.paidAt].map(([id, at]) => at - (sentAt.get(id) ?? began));
-      return { events: cfg.floodEvents, ingest, allPaidS, rate: watcher.paidAt.size / allPaidS, unsettled: watcher.outstanding, settle: distribution(latencies) };
+      const after = await processingMetric(settle.url);
+      const applied = before && after ? after.count - before.count : NaN;
+      const meanApplyMs = before && after && applied > 0 ? (1000 * (after.sum - before.sum)) / applied : undefined;
+      const rate = watcher.paidAt.size / allPaidS;
+      return {
+        events: cfg.floodEvents,
+        ingest,
+        allPaidS,
+        rate,
+        unsettled: watcher.outstanding,
+        settle: distribution(latencies),
+        meanApplyMs,
+        meanJobsInFlight: meanApplyMs !== undefined ? (rate * meanApplyMs) / 1000 : undefined,
+      };
     },
-    (r) => `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ${r.unsettled} never paid`,
+    (r) =>
+      `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ` +
+      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight; ${r.unsettled} never paid`,
   );
+}
+
+/** Sum and count of the app's settle_event_processing_seconds histogram (all outcomes), from GET /metrics. */
+async function processingMetric(url: string): Promise<{ sum: number; count: number } | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    let sum = 0;
+    let count = 0;
+    for (const m of text.matchAll(/^settle_event_processing_seconds_(sum|count)\{[^}]*\} (\S+)$/gm)) {
+      if (m[1] === 'sum') sum += Number(m[2]);
+      else count += Number(m[2]);
+    }
+    return { sum, count };
+  } catch {
+    return undefined;
+  }
 }
 
 async function cleanRedis(prefix: string): Promise<void> {

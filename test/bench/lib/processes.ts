@@ -22,7 +22,13 @@ export class ServerProcess {
 
   private constructor(readonly name: string, private readonly child: ChildProcess, readonly url: string) {}
 
-  static async start(name: string, script: string, env: Record<string, string>, options: { nodeArgs?: string[]; timeoutMs?: number } = {}): Promise<ServerProcess> {
+  static async start(
+    name: string,
+    script: string,
+    env: Record<string, string>,
+    options: { nodeArgs?: string[]; timeoutMs?: number; ready?: RegExp } = {},
+  ): Promise<ServerProcess> {
+    const ready = options.ready ?? /listening on (http:\/\/\S+)/;
     const timeoutMs = options.timeoutMs ?? 60_000;
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script], {
       env: { PATH: process.env.PATH ?? '', ...env },
@@ -38,11 +44,11 @@ export class ServerProcess {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
       const onData = () => {
-        const match = /listening on (http:\/\/\S+)/.exec(output);
+        const match = ready.exec(output);
         if (match) {
           clearTimeout(timer);
           child.off('exit', onExit);
-          resolve(match[1] as string);
+          resolve(match[1] ?? '');
         }
       };
       const onExit = (code: number | null) => {
