@@ -345,7 +345,7 @@ async function runSettle(
     `settle at an offered ${cfg.settleRate} ev/s for ${cfg.durationS} s (open loop)`,
     async () => {
       const watcher = new PaidWatcher(pool, 10);
-      watcher.start();
+      await watcher.start();
       const source = new EventSource(`${runTag}paced`, secret, ranges.paced.from, ranges.paced.count, ranges.paced.count);
       const paced = await paceEvents(settle.url, source, cfg.settleRate, cfg.durationS, (e) => watcher.expect(e.orderId));
       await watcher.drained(60_000);
@@ -370,7 +370,7 @@ async function runSettle(
       const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
       const sentAt = new Map<string, number>();
       const began = performance.now();
-      watcher.start();
+      await watcher.start();
       const ingest = await postEvents(settle.url, source, {
         connections: cfg.connections,
         amount: cfg.floodEvents,
@@ -506,6 +506,8 @@ function report(r: Results, runTag: string): void {
         run: runTag,
         at: new Date().toISOString(),
         commit: gitRevision(),
+        // The bench builds the working tree: uncommitted changes under src/ are part of what was measured.
+        uncommittedSrc: gitDirtySrc(),
         machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model.trim(), memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavg: os.loadavg() },
         config: cfg,
         targets: TARGETS,
@@ -518,6 +520,15 @@ function report(r: Results, runTag: string): void {
     ),
   );
   console.log(`\nResults: ${file}`);
+}
+
+function gitDirtySrc(): string[] | undefined {
+  try {
+    const out = execSync('git status --porcelain -- src', { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return out.split('\n').filter(Boolean);
+  } catch {
+    return undefined;
+  }
 }
 
 function gitRevision(): string | undefined {

@@ -109,7 +109,7 @@ export async function runReconcilePhase(input: {
         for (const c of created) watcher.expect(c.orderId);
         mock.resetStats();
         const began = performance.now();
-        watcher.start();
+        await watcher.start();
         const report = await reconciler.runOnce();
         const passMs = performance.now() - began;
         if (report.result !== 'ok') throw new Error(`reconciler pass ${report.result}: ${report.error ?? ''}`);
