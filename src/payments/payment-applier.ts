@@ -3,11 +3,55 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type Stripe from 'stripe';
 import { DataSource, EntityManager } from 'typeorm';
 import { Order } from '../orders/order.entity';
+import { OrderStatus, canTransition } from '../orders/order-status';
 import { lockOrder, transitionOrder } from '../orders/order-transitions';
+import { orderTransitions } from '../metrics/metrics';
 import { Payment } from './payment.entity';
 import { Refund } from './refund.entity';
 import { Decision, HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent } from './payment-state';
 import { StripeClient } from './psp/stripe.client';
+
+interface LockedOrder {
+  order_id: string;
+  order_status: string;
+  order_amount: number;
+  order_currency: string;
+  amount_refunded: number;
+}
+
+interface HeldPayment {
+  payment_status: string;
+  last_event_created: string;
+  dispute_id: string | null;
+}
+
+const LOCK_ORDER_BY_INTENT = `SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount, o.currency AS order_currency, o.amount_refunded
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 FOR UPDATE OF o`;
+
+/**
+ * Read after the order lock, in a statement of its own: a statement that waited
+ * for a row lock sees the newest version of the locked row only, while the other
+ * rows of its join stay as they were when it started (READ COMMITTED rechecks),
+ * so the payment row read in the locking statement could be one commit old.
+ */
+const READ_PAYMENT = `SELECT status AS payment_status, last_event_created, dispute_id FROM payments WHERE id = $1`;
+
+/**
+ * The writes of one applied event as one statement (one round trip on the hot
+ * path): history entries in order, the order row when it changed, the payment
+ * row, and the inbox row marked processed, all in the caller's transaction.
+ */
+const APPLY_EVENT = `WITH history AS (
+    INSERT INTO order_status_history (order_id, from_status, to_status, at, reason, event_id)
+    SELECT $1, s.f, s.t, $4, $5, $6 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS s(f, t, n) ORDER BY s.n
+  ), ord AS (
+    UPDATE orders SET status = $7, amount_refunded = $8, updated_at = $4 WHERE id = $1 AND $9::boolean
+  ), pay AS (
+    UPDATE payments SET status = $11, last_event_created = $12, checked_at = $4,
+      last_event_id = COALESCE($13, last_event_id), dispute_id = COALESCE($14, dispute_id)
+    WHERE id = $10
+  )
+  UPDATE webhook_events SET status = 'processed', outcome = $15, attempts = attempts + 1, last_error = NULL, processed_at = now() WHERE id = $6`;
 
 /** What became of one inbox event. */
 export type EventOutcome = Decision['outcome'] | 'unknown_type' | 'unknown_object' | 'already_done' | 'missing';
@@ -70,27 +114,58 @@ export class PaymentApplier {
       if (answers.chargeIntentId === undefined) throw new NeedsPsp(undefined, read.chargeId);
       intentId = answers.chargeIntentId;
     }
-    const [owner] = intentId ? ((await manager.query(`SELECT order_id FROM payments WHERE id = $1`, [intentId])) as Array<{ order_id: string }>) : [];
-    if (!owner || !intentId) return this.finish(manager, eventId, 'ignored', 'unknown_object');
-
-    const order = await lockOrder(manager, owner.order_id);
-    const payment = await manager.findOneBy(Payment, { id: intentId });
-    if (!order || !payment) return this.finish(manager, eventId, 'ignored', 'unknown_object');
+    // One query finds the order that owns the PaymentIntent and locks its row (the lock order is
+    // always inbox row -> order row -> payment row, so two transactions never wait on each other in a cycle).
+    const [locked] = intentId ? ((await manager.query(LOCK_ORDER_BY_INTENT, [intentId])) as LockedOrder[]) : [];
+    if (!locked || !intentId) return this.finish(manager, eventId, 'ignored', 'unknown_object');
+    const [payment] = (await manager.query(READ_PAYMENT, [intentId])) as HeldPayment[];
 
     let fact: PspFact = read.fact;
-    if (read.refund) fact = { kind: 'refund', amountRefunded: await this.recordRefund(manager, order, payment, read.refund), created: fact.created };
-    const held = heldState(order, payment);
+    if (read.refund) fact = { kind: 'refund', amountRefunded: await this.recordRefund(manager, locked.order_id, intentId, read.refund), created: fact.created };
+    const held: HeldState = {
+      orderId: locked.order_id,
+      orderStatus: locked.order_status as OrderStatus,
+      orderAmount: locked.order_amount,
+      orderCurrency: locked.order_currency,
+      amountRefunded: locked.amount_refunded,
+      lastEventCreated: Number(payment.last_event_created),
+    };
     let decision = decide(held, fact);
     if (decision.needsPspState) {
       if (!answers.intent) throw new NeedsPsp(intentId);
       decision = decide(held, factFromIntent(answers.intent, fact.created));
     }
-    const extra: Partial<Payment> = {};
-    if (fact.kind === 'dispute' && !payment.disputeId) extra.disputeId = fact.disputeId;
-    if (event.created >= payment.lastEventCreated) extra.lastEventId = eventId;
-    await this.write(manager, order, payment, decision, eventId, `${event.type}: ${decision.reason}`, extra);
-    this.logger.log({ msg: 'event applied', eventId, orderId: order.id, type: event.type, outcome: decision.outcome, steps: decision.steps, status: order.status });
-    return this.finish(manager, eventId, 'processed', decision.outcome);
+
+    // Walk the steps the machine allows; each is one history entry.
+    const moves: Array<{ from: OrderStatus; to: OrderStatus }> = [];
+    let status = held.orderStatus;
+    for (const to of decision.steps) {
+      if (!canTransition(status, to)) continue;
+      moves.push({ from: status, to });
+      status = to;
+    }
+    const now = new Date();
+    // Every write of this event in one statement: history, order, payment, inbox row.
+    await manager.query(APPLY_EVENT, [
+      held.orderId,
+      moves.map((m) => m.from),
+      moves.map((m) => m.to),
+      now,
+      `${event.type}: ${decision.reason}`,
+      eventId,
+      status,
+      decision.amountRefunded,
+      moves.length > 0 || decision.amountRefunded !== held.amountRefunded,
+      intentId,
+      decision.intentStatus ?? payment.payment_status,
+      decision.lastEventCreated,
+      event.created >= held.lastEventCreated ? eventId : null,
+      fact.kind === 'dispute' && !payment.dispute_id ? fact.disputeId : null,
+      decision.outcome,
+    ]);
+    for (const m of moves) orderTransitions.inc({ from: m.from, to: m.to });
+    this.logger.log({ msg: 'event applied', eventId, orderId: held.orderId, type: event.type, outcome: decision.outcome, steps: moves.map((m) => m.to), status });
+    return decision.outcome;
   }
 
   /**
@@ -141,14 +216,14 @@ export class PaymentApplier {
   }
 
   /** Records the refund's own status, then returns the PSP's figure: the sum of the charge's succeeded refunds. */
-  private async recordRefund(manager: EntityManager, order: Order, payment: Payment, refund: { id: string; amount: number; status: string }): Promise<number> {
+  private async recordRefund(manager: EntityManager, orderId: string, paymentIntentId: string, refund: { id: string; amount: number; status: string }): Promise<number> {
     const now = new Date();
     // OrdersService may have inserted it already (it records the PSP's answer to the refund request).
     const inserted = await manager
       .createQueryBuilder()
       .insert()
       .into(Refund)
-      .values({ id: refund.id, orderId: order.id, paymentIntentId: payment.id, amount: refund.amount, status: refund.status, createdAt: now, updatedAt: now })
+      .values({ id: refund.id, orderId, paymentIntentId, amount: refund.amount, status: refund.status, createdAt: now, updatedAt: now })
       .orIgnore()
       .execute();
     if (!inserted.raw?.length) {
@@ -156,7 +231,7 @@ export class PaymentApplier {
       const status = nextRefundStatus(existing?.status, refund.status);
       if (existing && existing.status !== status) await manager.update(Refund, { id: refund.id }, { status, updatedAt: now });
     }
-    const [sum] = (await manager.query(`SELECT COALESCE(SUM(amount), 0)::int AS total FROM refunds WHERE payment_intent_id = $1 AND status = 'succeeded'`, [payment.id])) as Array<{ total: number }>;
+    const [sum] = (await manager.query(`SELECT COALESCE(SUM(amount), 0)::int AS total FROM refunds WHERE payment_intent_id = $1 AND status = 'succeeded'`, [paymentIntentId])) as Array<{ total: number }>;
     return Number(sum?.total ?? 0);
   }
 

@@ -8,7 +8,9 @@ import { PaymentApplier } from '../payments/payment-applier';
 import { WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
 
 /** Jobs applied at once per worker process; each holds one order row lock at most. */
-const CONCURRENCY = 4;
+// Each job is a short transaction of a few round trips, so the worker mostly waits on PostgreSQL:
+// several in flight keep both busy. Bounded well under the pool size, which the API shares.
+const CONCURRENCY = 8;
 
 /** Applies queued PSP events; Bull retries a failure with backoff, and the last failure marks the inbox row dead. */
 @Processor(WEBHOOK_QUEUE)

@@ -29,13 +29,15 @@ describe('Structured logs (the compiled app as a process, at LOG_LEVEL=debug)', 
     // Requests that carry the admin key and a signed webhook with a bad signature, so both headers pass through the logger.
     await request(stack.url).post(`/orders/${order.id}/refunds`).set('Authorization', `Bearer ${TEST_ADMIN_KEY}`).send({ amount: 100 }).expect(201);
     await request(stack.url).post('/webhooks/stripe').set('Stripe-Signature', 't=1,v1=deadbeef').set('Content-Type', 'application/json').send('{"id":"evt_x"}').expect(400);
-    await waitFor(async () => stack.apps[0].output.includes('"statusCode":400'), 'the rejected webhook to be logged');
+    await waitFor(async () => stack.apps[0].output.includes('webhook refused'), 'the rejected webhook to be logged');
 
     const output = stack.apps[0].output;
     const lines = jsonLines(output);
     expect(lines.length).toBeGreaterThan(3);
     const requestLine = lines.find((l) => (l.req as { id?: string } | undefined)?.id === 'req-log-test-1');
     expect(requestLine).toMatchObject({ req: { method: 'POST', url: '/orders' }, res: { statusCode: 201 } });
+    const refused = lines.find((l) => l.msg === 'webhook refused');
+    expect(refused).toMatchObject({ status: 400, requestId: expect.any(String) });
     const applied = lines.find((l) => typeof l.eventId === 'string' && l.orderId === order.id);
     expect(applied).toBeDefined();
     expect(applied?.eventId).toMatch(/^evt_/);
