@@ -24,6 +24,23 @@ const MARK_QUEUED_EVERY_MS = 50;
 const INSERT_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at)
   VALUES ($1, $2, $3, $4, $5, 'received', now()) ON CONFLICT (id) DO NOTHING RETURNING 1`;
 
+/** The same insert for a batch: five array parameters however many events, so it plans like one row. */
+const INSERT_MANY_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at)
+  SELECT id, type, payload, created, source, 'received', now()
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS e(id, type, payload, created, source)
+  ON CONFLICT (id) DO NOTHING RETURNING id`;
+
+/** Most events written by one INSERT. */
+const MAX_BATCH = 256;
+
+interface PendingEvent {
+  head: InboxEventHead;
+  payload: string;
+  source: InboxSource;
+  resolve(outcome: 'stored' | 'duplicate'): void;
+  reject(err: Error): void;
+}
+
 /**
  * The inbox path shared by the webhook controller and the reconciler:
  * store the event (the unique id makes redelivery harmless), then hand it to
@@ -37,21 +54,125 @@ export class WebhookInbox implements OnModuleDestroy {
   private toMark: string[] = [];
   private markTimer?: NodeJS.Timeout;
   private marking: Promise<void> = Promise.resolve();
+  private waiting: PendingEvent[] = [];
+  private writing = false;
 
   constructor(@InjectDataSource() private readonly db: DataSource, @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJob>) {
     this.pool = (db.driver as unknown as { master: Pool }).master;
   }
 
-  /** Stores, enqueues and acknowledges one verified event. Throws only when it could not be stored. */
-  async accept(head: InboxEventHead, payload: string, source: InboxSource): Promise<'stored' | 'duplicate'> {
-    const result = await this.pool.query(INSERT_SQL, [head.id, head.type, payload, head.created, source]);
-    if (result.rowCount === 0) {
-      webhooksDuplicate.inc();
-      return 'duplicate';
+  /**
+   * Stores and enqueues one verified event; resolves once it is durable (and
+   * queued, or left for the relay). Rejects only when it could not be stored.
+   *
+   * Group commit: while one batch is being written, arriving events wait and
+   * go together in the next one: one INSERT and one Bull addBulk for many
+   * events, with no timer, so a lone event is written at once.
+   */
+  accept(head: InboxEventHead, payload: string, source: InboxSource): Promise<'stored' | 'duplicate'> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ head, payload, source, resolve, reject });
+      if (!this.writing) void this.writeBatches();
+    });
+  }
+
+  private async writeBatches(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_BATCH);
+        const stored = await this.storeBatch(batch);
+        // Enqueue without holding up the next batch's INSERT; each request still answers after its enqueue.
+        if (stored.length > 0) void this.enqueueStored(stored);
+      }
+    } finally {
+      this.writing = false;
     }
-    webhooksReceived.inc({ type: head.type });
-    if (await this.enqueue(head.id)) this.markQueuedSoon(head.id);
-    return 'stored';
+  }
+
+  /** Inserts a batch and settles every entry but the newly stored ones, which it returns. Never throws. */
+  private async storeBatch(batch: PendingEvent[]): Promise<PendingEvent[]> {
+    // The same id twice in one batch: the later one shares the first one's fate.
+    const unique = new Map<string, PendingEvent>();
+    const repeats: PendingEvent[] = [];
+    for (const entry of batch) {
+      if (unique.has(entry.head.id)) repeats.push(entry);
+      else unique.set(entry.head.id, entry);
+    }
+    const outcome = new Map<string, 'stored' | 'duplicate' | Error>();
+    const write = async (entries: PendingEvent[]) => {
+      const inserted = await this.insertMany(entries);
+      for (const e of entries) outcome.set(e.head.id, inserted.has(e.head.id) ? 'stored' : 'duplicate');
+    };
+    try {
+      await write([...unique.values()]);
+    } catch (err) {
+      // One bad row must not fail its neighbours: write them one by one.
+      for (const entry of unique.values()) {
+        try {
+          if (unique.size === 1) throw err;
+          await write([entry]);
+        } catch (one) {
+          outcome.set(entry.head.id, one as Error);
+        }
+      }
+    }
+    const stored: PendingEvent[] = [];
+    for (const entry of unique.values()) {
+      const result = outcome.get(entry.head.id);
+      if (result instanceof Error) entry.reject(result);
+      else if (result === 'duplicate') this.settleDuplicate(entry);
+      else {
+        webhooksReceived.inc({ type: entry.head.type });
+        stored.push(entry);
+      }
+    }
+    for (const entry of repeats) {
+      const result = outcome.get(entry.head.id);
+      if (result instanceof Error) entry.reject(result);
+      else this.settleDuplicate(entry);
+    }
+    return stored;
+  }
+
+  private settleDuplicate(entry: PendingEvent): void {
+    webhooksDuplicate.inc();
+    entry.resolve('duplicate');
+  }
+
+  private async insertMany(entries: PendingEvent[]): Promise<Set<string>> {
+    const result = await this.pool.query<{ id: string }>(INSERT_MANY_SQL, [
+      entries.map((e) => e.head.id),
+      entries.map((e) => e.head.type),
+      entries.map((e) => e.payload),
+      entries.map((e) => e.head.created),
+      entries.map((e) => e.source),
+    ]);
+    return new Set(result.rows.map((r) => r.id));
+  }
+
+  private async enqueueStored(stored: PendingEvent[]): Promise<void> {
+    const ids = stored.map((e) => e.head.id);
+    if (await this.enqueueMany(ids)) this.markQueuedSoon(...ids);
+    for (const entry of stored) entry.resolve('stored');
+  }
+
+  /** addBulk for many events, waiting at most ENQUEUE_WAIT_MS; false leaves them 'received' for the relay. */
+  private async enqueueMany(ids: string[]): Promise<boolean> {
+    if ((this.queue.client as { status?: string }).status !== 'ready') return false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.queue.addBulk(ids.map((id) => ({ data: { id }, opts: { ...WEBHOOK_JOB_OPTIONS, jobId: id } }))),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('enqueue timed out')), ENQUEUE_WAIT_MS))),
+      ]);
+      return true;
+    } catch (err) {
+      this.logger.warn({ msg: 'events stored but not queued; the relay will queue them', count: ids.length, firstEventId: ids[0], error: (err as Error).message });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The same insert inside a caller's transaction (the reconciler's); true when the event is new. */
@@ -100,8 +221,8 @@ export class WebhookInbox implements OnModuleDestroy {
     return (await this.queue.getJob(id)) !== null;
   }
 
-  markQueuedSoon(id: string): void {
-    this.toMark.push(id);
+  markQueuedSoon(...ids: string[]): void {
+    this.toMark.push(...ids);
     this.markTimer ??= setTimeout(() => {
       this.markTimer = undefined;
       const ids = this.toMark;
