@@ -4,18 +4,37 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { Job } from 'bull';
 import { DataSource } from 'typeorm';
 import { eventProcessingSeconds } from '../metrics/metrics';
-import { PaymentApplier } from '../payments/payment-applier';
+import { EventOutcome, PaymentApplier } from '../payments/payment-applier';
 import { WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
 
-/** Jobs applied at once per worker process; each holds one order row lock at most. */
-// Each job is a short transaction of a few round trips, so the worker mostly waits on PostgreSQL:
-// several in flight keep both busy. Bounded well under the pool size, which the API shares.
-const CONCURRENCY = 8;
+// Jobs in flight per worker process. They wait in the batcher below, so many in flight means
+// bigger batches rather than more open transactions.
+const CONCURRENCY = 32;
+/** Most events applied in one transaction. */
+const MAX_BATCH = 64;
+/** Batch transactions at once: one commits while the next is built. */
+const BATCHES_IN_FLIGHT = 2;
 
-/** Applies queued PSP events; Bull retries a failure with backoff, and the last failure marks the inbox row dead. */
+interface Waiting {
+  id: string;
+  resolve(outcome: EventOutcome): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Applies queued PSP events; Bull retries a failure with backoff, and the last
+ * failure marks the inbox row dead.
+ *
+ * Group commit: jobs that arrive while a batch is being applied go together
+ * in the next transaction (PaymentApplier.applyInboxEvents); events a batch
+ * cannot decide alone, and every event of a batch that failed, are applied
+ * one by one, so one bad event fails only its own job.
+ */
 @Processor(WEBHOOK_QUEUE)
 export class WebhookProcessor {
   private readonly logger = new Logger(WebhookProcessor.name);
+  private waiting: Waiting[] = [];
+  private running = 0;
 
   constructor(private readonly applier: PaymentApplier, @InjectDataSource() private readonly db: DataSource) {}
 
@@ -24,7 +43,7 @@ export class WebhookProcessor {
     const eventId = job.data.id;
     const done = eventProcessingSeconds.startTimer();
     try {
-      const outcome = await this.applier.applyInboxEvent(eventId);
+      const outcome = await this.apply(eventId);
       done({ outcome });
       return outcome;
     } catch (err) {
@@ -41,5 +60,44 @@ export class WebhookProcessor {
         .catch((dbErr: Error) => this.logger.error({ msg: 'could not record the failure', eventId, error: dbErr.message }));
       throw err;
     }
+  }
+
+  private apply(id: string): Promise<EventOutcome> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id, resolve, reject });
+      if (this.running < BATCHES_IN_FLIGHT) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running += 1;
+    try {
+      while (this.waiting.length > 0) await this.applyBatch(this.waiting.splice(0, MAX_BATCH));
+    } finally {
+      this.running -= 1;
+    }
+  }
+
+  /** Never throws: every waiting job is settled. */
+  private async applyBatch(batch: Waiting[]): Promise<void> {
+    let results = new Map<string, EventOutcome>();
+    if (batch.length > 1) {
+      try {
+        results = await this.applier.applyInboxEvents([...new Set(batch.map((w) => w.id))]);
+      } catch (err) {
+        this.logger.warn({ msg: 'batch failed; applying its events one by one', size: batch.length, error: (err as Error).message });
+      }
+    }
+    await Promise.all(
+      batch.map(async (w) => {
+        const outcome = results.get(w.id);
+        if (outcome !== undefined) return w.resolve(outcome);
+        try {
+          w.resolve(await this.applier.applyInboxEvent(w.id));
+        } catch (err) {
+          w.reject(err as Error);
+        }
+      }),
+    );
   }
 }

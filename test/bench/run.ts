@@ -65,7 +65,7 @@ interface IngestTarget extends ClosedLoopResult {
 }
 
 interface Results {
-  ingest: { floor?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleBacklogDrainS?: number; error?: string };
+  ingest: { floor?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleAll?: IngestTarget; settleBacklogDrainS?: number; error?: string };
   settle: {
     paced?: { offered: number; sent: number; ok: number; errors: number; ack: Distribution; settle: Distribution; unsettled: number; maxInFlight: number };
     flood?: {
@@ -197,7 +197,7 @@ async function main(): Promise<void> {
 
   if (cfg.phases.includes('ingest')) {
     try {
-      await runIngest(results, settle, settlePool, secret, runTag, ranges.ingest);
+      await runIngest(results, settle, settlePool, secret, runTag, ranges.ingest, settleEnv);
     } catch (err) {
       results.ingest.error = (err as Error).message;
     }
@@ -260,6 +260,7 @@ async function runIngest(
   secret: string,
   runTag: string,
   orders: { from: number; count: number },
+  settleEnv: Record<string, string>,
 ): Promise<void> {
   const redisUrl = testRedisUrl();
   const floorKey = `settle-bench-${runTag}:floor`;
@@ -290,7 +291,16 @@ async function runIngest(
   await baseline('floor', 'floor.js', { QUEUE_KEY: floorKey });
   await new Redis(redisUrl).del(floorKey).catch(() => undefined);
   await baseline('naive', 'naive.js', {});
-  results.ingest.settle = await ingestAgainst('ingest Settle', settle.url, secret, `${runTag}settle`, orders, settle.pid);
+  // Compared with the floor: an APP_ROLE=api process, the receive path as deployed (the floor applies
+  // nothing either); the main process's worker applies its events afterwards.
+  const api = await ServerProcess.start('settle-api', cfg.appScript, { ...settleEnv, APP_ROLE: 'api' }, { nodeArgs: cfg.appNodeArgs });
+  try {
+    results.ingest.settle = await ingestAgainst('ingest Settle (APP_ROLE=api)', api.url, secret, `${runTag}settle`, orders, api.pid);
+  } finally {
+    await api.stop();
+  }
+  // The same load on the main process, which applies events while it takes them, on the same 2 cores.
+  results.ingest.settleAll = await ingestAgainst(`ingest Settle (APP_ROLE=${cfg.appRole})`, settle.url, secret, `${runTag}settleall`, orders, settle.pid);
   // The queue holds what was acked but not yet applied; later phases need a quiet app.
   if (cfg.appRole === 'api') return;
   const began = performance.now();
@@ -439,7 +449,7 @@ async function cleanRedis(prefix: string): Promise<void> {
 type Row = [string, string, string, string, string, string];
 
 function report(r: Results, runTag: string): void {
-  const { floor, naive, settle } = r.ingest;
+  const { floor, naive, settle, settleAll } = r.ingest;
   const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'MET' : 'MISSED');
   const x = (v: number) => (Number.isFinite(v) ? `${fmt(v, 2)}x` : '–');
   const ingestRatio = settle && floor ? ratio(settle.rate, floor.rate) : NaN;
@@ -460,12 +470,14 @@ function report(r: Results, runTag: string): void {
   };
 
   const rows: Row[] = [
-    ['Ingest events/s (50 conn)', fmt(settle?.rate), fmt(floor?.rate), fmt(naive?.rate), `>= ${TARGETS.ingestVsFloor}x floor`, verdict(targets.ingest)],
+    ['Ingest events/s (50 conn, APP_ROLE=api)', fmt(settle?.rate), fmt(floor?.rate), fmt(naive?.rate), `>= ${TARGETS.ingestVsFloor}x floor`, verdict(targets.ingest)],
     ['  Settle/floor, Settle/naive', x(ingestRatio), '', settle && naive ? x(ratio(settle.rate, naive.rate)) : '–', '', ''],
     ['Ack latency p50', ms(settle?.p50), ms(floor?.p50), ms(naive?.p50), '', ''],
     ['Ack latency p99', ms(settle?.p99), ms(floor?.p99), ms(naive?.p99), `<= ${TARGETS.ackP99VsFloor}x floor`, verdict(targets.ackP99)],
     ['  Settle/floor p99', x(p99Ratio), '', '', '', ''],
     ['Ingest errors (non-2xx)', fmt(settle?.errors), fmt(floor?.errors), fmt(naive?.errors), '0', ''],
+    [`Ingest events/s, one APP_ROLE=${cfg.appRole} process applying too`, fmt(settleAll?.rate), '', '', '', ''],
+    [`  its ack p50 / p99`, settleAll ? `${ms(settleAll.p50)} / ${ms(settleAll.p99)}` : '–', '', '', '', ''],
     [`Ack→paid p50 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p50), '', '', '', ''],
     [`Ack→paid p99 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p99), '', '', `<= ${TARGETS.settleP99Ms} ms`, verdict(targets.settleP99)],
     [`Sustained settle (flood ${fmt(flood?.events ?? cfg.floodEvents)})`, flood ? `${fmt(flood.rate)}/s` : '–', '', '', `>= ${fmt(TARGETS.settleRate)}/s`, verdict(targets.settleRate)],
