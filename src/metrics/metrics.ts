@@ -35,6 +35,13 @@ export const eventProcessingSeconds = new Histogram({
   registers: [registry],
 });
 
+export const eventBatchSize = new Histogram({
+  name: 'settle_event_batch_size',
+  help: 'Events applied together in one transaction (group commit under load; 1 when quiet)',
+  buckets: [1, 2, 4, 8, 16, 32, 64],
+  registers: [registry],
+});
+
 export const orderTransitions = new Counter({
   name: 'settle_order_transitions_total',
   help: 'Order status changes, by from and to',

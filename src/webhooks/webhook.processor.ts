@@ -3,7 +3,7 @@ import { Process, Processor } from '@nestjs/bull';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Job } from 'bull';
 import { DataSource } from 'typeorm';
-import { eventProcessingSeconds } from '../metrics/metrics';
+import { eventBatchSize, eventProcessingSeconds } from '../metrics/metrics';
 import { EventOutcome, PaymentApplier } from '../payments/payment-applier';
 import { WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
 
@@ -81,9 +81,11 @@ export class WebhookProcessor {
   /** Never throws: every waiting job is settled. */
   private async applyBatch(batch: Waiting[]): Promise<void> {
     let results = new Map<string, EventOutcome>();
+    if (batch.length === 1) eventBatchSize.observe(1);
     if (batch.length > 1) {
       try {
         results = await this.applier.applyInboxEvents([...new Set(batch.map((w) => w.id))]);
+        eventBatchSize.observe(results.size);
       } catch (err) {
         this.logger.warn({ msg: 'batch failed; applying its events one by one', size: batch.length, error: (err as Error).message });
       }
