@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'pg';
 import Redis from 'ioredis';
+import Bull from 'bull';
+import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 import Stripe from 'stripe';
 import { MockPsp } from '../../src/mock-psp';
 import { createTestDatabase, testRedisUrl } from '../support/services';
@@ -291,12 +293,17 @@ async function runIngest(
   await baseline('floor', 'floor.js', { QUEUE_KEY: floorKey });
   await new Redis(redisUrl).del(floorKey).catch(() => undefined);
   await baseline('naive', 'naive.js', {});
-  // Compared with the floor: an APP_ROLE=api process, the receive path as deployed (the floor applies
-  // nothing either); the main process's worker applies its events afterwards.
+  // Compared with the floor: an APP_ROLE=api process, the receive path as deployed. The floor applies
+  // nothing, so neither does anything else meanwhile: the queue is paused (jobs still go in) and the main
+  // process's worker applies them afterwards.
   const api = await ServerProcess.start('settle-api', cfg.appScript, { ...settleEnv, APP_ROLE: 'api' }, { nodeArgs: cfg.appNodeArgs });
+  const queue = new Bull(WEBHOOK_QUEUE, settleEnv.REDIS_URL as string, { prefix: settleEnv.QUEUE_PREFIX });
   try {
-    results.ingest.settle = await ingestAgainst('ingest Settle (APP_ROLE=api)', api.url, secret, `${runTag}settle`, orders, api.pid);
+    await queue.pause();
+    results.ingest.settle = await ingestAgainst('ingest Settle (APP_ROLE=api, queue paused)', api.url, secret, `${runTag}settle`, orders, api.pid);
   } finally {
+    await queue.resume().catch(() => undefined);
+    await queue.close().catch(() => undefined);
     await api.stop();
   }
   // The same load on the main process, which applies events while it takes them, on the same 2 cores.
