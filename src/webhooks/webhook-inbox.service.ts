@@ -234,10 +234,20 @@ export class WebhookInbox implements OnModuleDestroy {
     }, MARK_QUEUED_EVERY_MS);
   }
 
-  /** Only 'received' rows: a fast worker may already have processed the event. */
+  /**
+   * Only 'received' rows: a fast worker may already have processed the event.
+   * Rows a worker holds are skipped, not waited for: a plain multi-row UPDATE
+   * locks in no particular order and deadlocks with a batch that locks the same
+   * rows in id order. A skipped row stays 'received', which costs at most a
+   * relay re-add that Bull's job id makes a no-op.
+   */
   async markQueued(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.pool.query(`UPDATE webhook_events SET status = 'queued' WHERE id = ANY($1) AND status = 'received'`, [ids]);
+    await this.pool.query(
+      `UPDATE webhook_events SET status = 'queued' WHERE id IN (
+         SELECT id FROM webhook_events WHERE id = ANY($1) AND status = 'received' ORDER BY id FOR UPDATE SKIP LOCKED)`,
+      [ids],
+    );
   }
 
   async onModuleDestroy(): Promise<void> {

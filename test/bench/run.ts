@@ -50,7 +50,8 @@ const cfg = {
   /** Diagnostics only: extra APP_ROLE=worker processes beside the app (more queue consumers); the table's numbers are for 0. */
   extraWorkers: num('BENCH_EXTRA_WORKERS', 0),
   /** Diagnostics: extra node flags for the Settle process (e.g. --trace-gc); its output is then kept in bench-results/. */
-  appNodeArgs: (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  // The app runs with the node flags of `npm run start:prod` and the Docker image.
+  appNodeArgs: (process.env.BENCH_APP_NODE_ARGS ?? '--max-old-space-size=160').split(' ').filter(Boolean),
 };
 
 const TARGETS = {
