@@ -1,9 +1,10 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parse as parseQuery } from 'qs';
 import Stripe from 'stripe';
 import { WebSocket, WebSocketServer } from 'ws';
+import { signPayload } from './webhook-delivery';
 
 /**
  * `stripe listen` support: the official Stripe CLI opens a session with
@@ -80,10 +81,9 @@ export interface WebhookEventMessage {
   endpoint: { api_version: string | null };
 }
 
-/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.payload">`, as Stripe signs webhooks. */
-export function stripeSignatureHeader(secret: string, payload: string, timestamp = Math.floor(Date.now() / 1000)): string {
-  const signature = createHmac('sha256', secret).update(`${timestamp}.${payload}`, 'utf8').digest('hex');
-  return `t=${timestamp},v1=${signature}`;
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.payload">`, as Stripe signs webhooks (the same signer as webhook delivery). */
+export function stripeSignatureHeader(secret: string, payload: string, timestamp?: number): string {
+  return signPayload(payload, secret, timestamp);
 }
 
 interface PendingEvent {

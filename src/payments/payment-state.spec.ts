@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import type Stripe from 'stripe';
 import { OrderStatus, canTransition } from '../orders/order-status';
 import { HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent, targetForIntent } from './payment-state';
+import { shuffle } from '../../test/support/shuffle';
 
 const ORDER_ID = '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c';
 const AMOUNT = 3448;
@@ -246,13 +247,3 @@ describe('any permutation and duplication of a flow\'s events ends where the PSP
     });
   }
 });
-
-/** Deterministic Fisher-Yates from a seed, so fast-check can shrink and replay a failing order. */
-function shuffle<T>(items: T[], seed: number): void {
-  let s = seed >>> 0 || 1;
-  for (let i = items.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    const j = s % (i + 1);
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
-}

@@ -173,7 +173,7 @@ export function targetForIntent(intent: Pick<Stripe.PaymentIntent, 'status' | 'l
 }
 
 /** The facts of a retrieved PaymentIntent: the current truth. */
-export function factFromIntent(intent: Stripe.PaymentIntent, created: number): PaymentFact {
+export function factFromIntent(intent: Stripe.PaymentIntent, created: number, authoritative = true): PaymentFact {
   return {
     kind: 'payment',
     target: targetForIntent(intent),
@@ -182,7 +182,7 @@ export function factFromIntent(intent: Stripe.PaymentIntent, created: number): P
     currency: intent.currency,
     orderIdInMetadata: intent.metadata?.order_id || undefined,
     created,
-    authoritative: true,
+    ...(authoritative ? { authoritative: true } : {}),
   };
 }
 
@@ -226,18 +226,8 @@ export function readEvent(event: Pick<Stripe.Event, 'type' | 'created' | 'data'>
   const created = event.created;
   if (PAYMENT_INTENT_TARGETS[event.type]) {
     const intent = object as unknown as Stripe.PaymentIntent;
-    return {
-      paymentIntentId: intent.id,
-      fact: {
-        kind: 'payment',
-        target: targetForIntent(intent),
-        intentStatus: intent.status,
-        amount: intent.amount,
-        currency: intent.currency,
-        orderIdInMetadata: intent.metadata?.order_id || undefined,
-        created,
-      },
-    };
+    // An event's snapshot may be old: the same facts as a retrieved intent, but not authoritative.
+    return { paymentIntentId: intent.id, fact: factFromIntent(intent, created, false) };
   }
   const chargeTarget = CHARGE_TARGETS[event.type];
   if (chargeTarget) {

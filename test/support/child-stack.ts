@@ -2,21 +2,17 @@ import Stripe from 'stripe';
 import { Client } from 'pg';
 import { MockPsp, MockPspOptions } from '../../src/mock-psp';
 import { ChildApp } from './child-app';
-import { createTestDatabase, testRedisUrl, uniqueQueuePrefix } from './services';
+import { createTestDatabase, TEST_WEBHOOK_SECRET, testAppEnv } from './services';
 
 /**
  * The whole product with the app as a real process (`node dist/main.js`):
  * a fresh database, its own Bull prefix, the mock PSP in the test process.
  *
- * Why a child process: Nest 12 ships as ES modules, which Jest's CommonJS
- * runtime cannot load on Node 20 (it needs Node 24.9+ or a transform of
- * node_modules), while Node itself loads them fine. It also lets tests do
- * what a real deployment does: SIGKILL a process, run several instances.
- * Needs dist/ (`npx nest build`, or BUILD_DIST=1 for the global setup).
+ * A real process lets tests do what a real deployment does: SIGKILL it,
+ * SIGTERM it under load, run several instances, read its output. Needs dist/
+ * (the global setup builds it).
  */
-/** The same values as test-app.ts, which cannot be imported here (it loads Nest in-process). */
-export const TEST_ADMIN_KEY = 'test-admin-key-0123456789';
-export const TEST_WEBHOOK_SECRET = 'whsec_test_settle_0123456789';
+export { TEST_ADMIN_KEY, TEST_WEBHOOK_SECRET } from './services';
 
 export interface ChildStack {
   url: string;
@@ -42,21 +38,7 @@ export interface ChildStackOptions {
 export async function startChildStack(options: ChildStackOptions = {}): Promise<ChildStack> {
   const database = await createTestDatabase();
   const mock = await MockPsp.start({ port: 0, webhookSecret: TEST_WEBHOOK_SECRET, timeScale: 0.01, ...options.mock });
-  const env: Record<string, string> = {
-    PORT: '0',
-    DATABASE_URL: database.url,
-    DATABASE_POOL_SIZE: '10',
-    REDIS_URL: testRedisUrl(),
-    QUEUE_PREFIX: uniqueQueuePrefix(),
-    STRIPE_SECRET_KEY: 'sk_test_settle',
-    STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-    STRIPE_API_URL: mock.url,
-    ADMIN_API_KEY: TEST_ADMIN_KEY,
-    RECONCILE_INTERVAL_MS: '3600000',
-    LOG_LEVEL: 'error',
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    ...options.env,
-  };
+  const env = testAppEnv(database.url, mock.url, options.env);
   const apps: ChildApp[] = [];
   const startApp = async (extra: Record<string, string> = {}) => {
     const app = await ChildApp.start({ ...env, ...extra });
@@ -74,7 +56,7 @@ export async function startChildStack(options: ChildStackOptions = {}): Promise<
     mock,
     stripe,
     db,
-    admin: { Authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    admin: { Authorization: `Bearer ${env.ADMIN_API_KEY}` },
     databaseUrl: database.url,
     env,
     startApp,

@@ -34,3 +34,26 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
 export function uniqueQueuePrefix(): string {
   return `settle-test-${randomBytes(4).toString('hex')}`;
 }
+
+export const TEST_ADMIN_KEY = 'test-admin-key-0123456789';
+export const TEST_WEBHOOK_SECRET = 'whsec_test_settle_0123456789';
+
+/** The environment every test app runs with (in-process or as a child process); `extra` wins. */
+export function testAppEnv(databaseUrl: string, mockUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PORT: '0',
+    DATABASE_URL: databaseUrl,
+    DATABASE_POOL_SIZE: '10',
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: uniqueQueuePrefix(),
+    STRIPE_SECRET_KEY: 'sk_test_settle',
+    STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+    STRIPE_API_URL: mockUrl,
+    ADMIN_API_KEY: TEST_ADMIN_KEY,
+    // Tests run the reconciler themselves (runOnce) when they mean to.
+    RECONCILE_INTERVAL_MS: '3600000',
+    LOG_LEVEL: 'error',
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    ...extra,
+  };
+}

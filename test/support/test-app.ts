@@ -4,10 +4,9 @@ import { AppConfig } from '../../src/config/app-config';
 import { loadConfig } from '../../src/config/env';
 import { startApp } from '../../src/bootstrap';
 import { MockPsp, MockPspOptions } from '../../src/mock-psp';
-import { createTestDatabase, testRedisUrl, uniqueQueuePrefix } from './services';
+import { createTestDatabase, TEST_ADMIN_KEY, TEST_WEBHOOK_SECRET, testAppEnv } from './services';
 
-export const TEST_ADMIN_KEY = 'test-admin-key-0123456789';
-export const TEST_WEBHOOK_SECRET = 'whsec_test_settle_0123456789';
+export { TEST_ADMIN_KEY, TEST_WEBHOOK_SECRET } from './services';
 
 export interface TestStack {
   url: string;
@@ -35,21 +34,7 @@ export interface TestStackOptions {
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   const database = await createTestDatabase();
   const mock = await MockPsp.start({ port: 0, webhookSecret: TEST_WEBHOOK_SECRET, timeScale: 0.01, ...options.mock });
-  const config = loadConfig({
-    PORT: '0',
-    DATABASE_URL: database.url,
-    DATABASE_POOL_SIZE: '10',
-    REDIS_URL: testRedisUrl(),
-    QUEUE_PREFIX: uniqueQueuePrefix(),
-    STRIPE_SECRET_KEY: 'sk_test_settle',
-    STRIPE_WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
-    STRIPE_API_URL: mock.url,
-    ADMIN_API_KEY: TEST_ADMIN_KEY,
-    RECONCILE_INTERVAL_MS: '3600000',
-    LOG_LEVEL: 'error',
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    ...options.env,
-  });
+  const config = loadConfig(testAppEnv(database.url, mock.url, options.env));
   const { app, url } = await startApp(config);
   if (!url) throw new Error('startTestStack needs an HTTP role');
   if (options.forwardWebhooks !== false) mock.setForwardTo(`${url}/webhooks/stripe`);

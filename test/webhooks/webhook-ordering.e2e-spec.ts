@@ -5,6 +5,7 @@ import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { FLOWS, FlowName, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
 import { Client } from 'pg';
+import { shuffle } from '../support/shuffle';
 
 /**
  * The property through the whole stack: for each flow, the events the mock
@@ -65,13 +66,4 @@ async function sequential<T>(tasks: Array<() => Promise<T>>): Promise<T[]> {
   const out: T[] = [];
   for (const task of tasks) out.push(await task());
   return out;
-}
-
-function shuffle<T>(items: T[], seed: number): void {
-  let s = seed >>> 0 || 1;
-  for (let i = items.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    const j = s % (i + 1);
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
 }
