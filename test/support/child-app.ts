@@ -18,10 +18,11 @@ export class ChildApp {
       const timer = setTimeout(() => reject(new Error(`app did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        const match = /listening on (http:\/\/\S+)/.exec(output);
+        // An HTTP role prints its URL; a worker has none and says it started.
+        const match = /listening on (http:\/\/\S+)|Settle \(worker\) started()/.exec(output);
         if (match) {
           clearTimeout(timer);
-          resolve(match[1] as string);
+          resolve(match[1] ?? '');
         }
       };
       child.stdout?.on('data', onData);
