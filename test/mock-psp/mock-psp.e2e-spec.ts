@@ -241,6 +241,50 @@ describe('Mock PSP through the official stripe SDK', () => {
     });
   });
 
+  describe('customers, payment method attachment, legacy charges, lists', () => {
+    it('creates and retrieves a customer, attaches a PaymentMethod to it, and pays with it', async () => {
+      const customer = await stripe.customers.create({ email: 'ada@example.com', name: 'Ada', metadata: { tier: 'gold' } });
+      expect(customer).toMatchObject({ object: 'customer', email: 'ada@example.com', metadata: { tier: 'gold' } });
+      expect(customer.id).toMatch(/^cus_/);
+      expect((await stripe.customers.retrieve(customer.id)).id).toBe(customer.id);
+      const pm = await stripe.paymentMethods.create({ type: 'card', card: { token: 'tok_visa' } });
+      const attached = await stripe.paymentMethods.attach(pm.id, { customer: customer.id });
+      expect(attached.customer).toBe(customer.id);
+      const pi = await newIntent({ customer: customer.id, payment_method: pm.id, confirm: true });
+      expect(pi).toMatchObject({ status: 'succeeded', customer: customer.id });
+      expect((await stripe.paymentIntents.list({ customer: customer.id })).data.map((p) => p.id)).toEqual([pi.id]);
+      await expect(stripe.customers.retrieve('cus_missing')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+    });
+
+    it('charges a token with the legacy Charges API, uncaptured, then captures it; lists charges and disputes', async () => {
+      const charge = await stripe.charges.create({ amount: 1500, currency: 'usd', source: 'tok_visa', capture: false });
+      expect(charge).toMatchObject({ object: 'charge', captured: false, status: 'succeeded', amount: 1500 });
+      const captured = await stripe.charges.capture(charge.id);
+      expect(captured).toMatchObject({ captured: true, amount_captured: 1500 });
+      await expect(stripe.charges.capture(charge.id)).rejects.toMatchObject({ code: 'charge_already_captured' });
+      expect((await stripe.charges.list({ payment_intent: charge.payment_intent as string })).data.map((c) => c.id)).toEqual([charge.id]);
+      const disputed = await newIntent({ payment_method: 'pm_card_createDispute', confirm: true });
+      await mock.idle();
+      const disputes = await stripe.disputes.list({ payment_intent: disputed.id });
+      expect(disputes.data).toHaveLength(1);
+      expect(disputes.data[0]).toMatchObject({ payment_intent: disputed.id, status: 'needs_response' });
+    });
+
+    it('a SEPA refund is pending first and then succeeds, with refund.updated and charge.refund.updated', async () => {
+      const pm = await stripe.paymentMethods.create({ type: 'sepa_debit', sepa_debit: { iban: 'DE89370400440532013000' }, billing_details: { name: 'Ada', email: 'ada@example.com' } });
+      const pi = await newIntent({ currency: 'eur', payment_method_types: ['sepa_debit'], payment_method: pm.id, confirm: true } as Partial<Stripe.PaymentIntentCreateParams>);
+      await mock.idle();
+      const refund = await stripe.refunds.create({ payment_intent: pi.id, amount: 700 });
+      expect(refund.status).toBe('pending');
+      await mock.idle();
+      expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
+      const updates = mock.events().filter((e) => (e.data.object as { id?: string }).id === refund.id).map((e) => e.type);
+      expect(updates).toEqual(['refund.created', 'refund.updated', 'charge.refund.updated']);
+      const updated = mock.events().find((e) => e.type === 'refund.updated' && (e.data.object as { id?: string }).id === refund.id);
+      expect(updated?.data.previous_attributes).toEqual({ status: 'pending' });
+    });
+  });
+
   describe('Idempotency-Key', () => {
     it('replays the saved answer for the same key and parameters, and creates nothing more', async () => {
       const params = { amount: 1234, currency: 'usd', metadata: { order_id: 'idem-1' } };
