@@ -2,59 +2,50 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type Stripe from 'stripe';
 import { DataSource, EntityManager } from 'typeorm';
-import { Order } from '../orders/order.entity';
 import { OrderStatus, canTransition } from '../orders/order-status';
-import { lockOrder, transitionOrder } from '../orders/order-transitions';
 import { orderTransitions } from '../metrics/metrics';
-import { Payment } from './payment.entity';
 import { Refund } from './refund.entity';
 import { Decision, HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent } from './payment-state';
 import { StripeClient } from './psp/stripe.client';
 
-interface LockedOrder {
-  order_id: string;
-  order_status: string;
-  order_amount: number;
-  order_currency: string;
-  amount_refunded: number;
+/** What became of one inbox event. */
+export type EventOutcome = Decision['outcome'] | 'unknown_type' | 'unknown_object' | 'already_done' | 'missing';
+
+/** An order and its payment as held under the order row lock, and what applying facts changed. */
+interface Held {
+  intentId: string;
+  held: HeldState;
+  paymentStatus: string;
+  disputeId: string | null;
+  lastEventId: string | null;
+  orderChanged: boolean;
+  /** Something was applied: the payment row is written (and counts as checked). */
+  applied: boolean;
 }
 
-interface HeldPayment {
-  payment_status: string;
-  last_event_created: string;
-  dispute_id: string | null;
-}
-
-const LOCK_ORDER_BY_INTENT = `SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount, o.currency AS order_currency, o.amount_refunded
-  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 FOR UPDATE OF o`;
+/**
+ * Locks the orders that own these PaymentIntents, in id order so two
+ * transactions never wait on each other in a cycle (the lock order is always
+ * inbox rows -> order rows -> payment rows).
+ */
+const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
+    o.currency AS order_currency, o.amount_refunded
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) ORDER BY o.id FOR UPDATE OF o`;
 
 /**
- * Read after the order lock, in a statement of its own: a statement that waited
- * for a row lock sees the newest version of the locked row only, while the other
- * rows of its join stay as they were when it started (READ COMMITTED rechecks),
- * so the payment row read in the locking statement could be one commit old.
+ * Read after the order locks, in a statement of its own: a statement that
+ * waited for a row lock sees the newest version of the locked row only, while
+ * the other rows of its join stay as they were when it started (READ COMMITTED
+ * rechecks), so a payment row read in the locking statement could be one commit old.
  */
-const READ_PAYMENT = `SELECT status AS payment_status, last_event_created, dispute_id FROM payments WHERE id = $1`;
+const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id FROM payments WHERE id = ANY($1)`;
 
 /**
- * The writes of one applied event as one statement (one round trip on the hot
- * path): history entries in order, the order row when it changed, the payment
- * row, and the inbox row marked processed, all in the caller's transaction.
+ * Every write of the applied facts in one statement (one round trip, however
+ * many events): history entries in order, changed orders, payments, inbox
+ * rows, all in the caller's transaction.
  */
-const APPLY_EVENT = `WITH history AS (
-    INSERT INTO order_status_history (order_id, from_status, to_status, at, reason, event_id)
-    SELECT $1, s.f, s.t, $4, $5, $6 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS s(f, t, n) ORDER BY s.n
-  ), ord AS (
-    UPDATE orders SET status = $7, amount_refunded = $8, updated_at = $4 WHERE id = $1 AND $9::boolean
-  ), pay AS (
-    UPDATE payments SET status = $11, last_event_created = $12, checked_at = $4,
-      last_event_id = COALESCE($13, last_event_id), dispute_id = COALESCE($14, dispute_id)
-    WHERE id = $10
-  )
-  UPDATE webhook_events SET status = 'processed', outcome = $15, attempts = attempts + 1, last_error = NULL, processed_at = now() WHERE id = $6`;
-
-/** APPLY_EVENT for a batch: arrays in, one statement, the order of history entries kept. */
-const APPLY_EVENTS = `WITH history AS (
+const WRITE_CHANGES = `WITH history AS (
     INSERT INTO order_status_history (order_id, from_status, to_status, at, reason, event_id)
     SELECT s.o, s.f, s.t, $4, s.r, s.e FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[], $6::text[]) WITH ORDINALITY AS s(o, f, t, r, e, n) ORDER BY s.n
   ), ord AS (
@@ -68,8 +59,65 @@ const APPLY_EVENTS = `WITH history AS (
   UPDATE webhook_events SET status = u.status, outcome = u.outcome, attempts = attempts + 1, last_error = NULL, processed_at = now()
   FROM unnest($15::text[], $16::text[], $17::text[]) AS u(id, status, outcome) WHERE webhook_events.id = u.id`;
 
-/** What became of one inbox event. */
-export type EventOutcome = Decision['outcome'] | 'unknown_type' | 'unknown_object' | 'already_done' | 'missing';
+/** The writes of applied facts, gathered in memory and written by WRITE_CHANGES. */
+class Changes {
+  private readonly history: Array<{ orderId: string; from: OrderStatus; to: OrderStatus; reason: string; eventId: string | null }> = [];
+  private readonly inbox: Array<{ id: string; status: 'processed' | 'ignored'; outcome: EventOutcome }> = [];
+  private readonly touched = new Set<Held>();
+
+  /**
+   * Applies a decision to `h` (mutating it): the steps the machine allows, each
+   * one history entry. `eventCreated` is the event's age, when an event caused it.
+   */
+  apply(h: Held, decision: Decision, reason: string, eventId: string | null, eventCreated?: number, disputeId?: string): OrderStatus[] {
+    const steps: OrderStatus[] = [];
+    for (const to of decision.steps) {
+      if (!canTransition(h.held.orderStatus, to)) continue;
+      this.history.push({ orderId: h.held.orderId, from: h.held.orderStatus, to, reason, eventId });
+      orderTransitions.inc({ from: h.held.orderStatus, to });
+      h.held.orderStatus = to;
+      steps.push(to);
+      h.orderChanged = true;
+    }
+    if (decision.amountRefunded !== h.held.amountRefunded) h.orderChanged = true;
+    if (eventId && eventCreated !== undefined && eventCreated >= h.held.lastEventCreated) h.lastEventId = eventId;
+    if (disputeId && !h.disputeId) h.disputeId = disputeId;
+    h.held.amountRefunded = decision.amountRefunded;
+    h.held.lastEventCreated = decision.lastEventCreated;
+    h.paymentStatus = decision.intentStatus ?? h.paymentStatus;
+    h.applied = true;
+    this.touched.add(h);
+    return steps;
+  }
+
+  markInbox(id: string, status: 'processed' | 'ignored', outcome: EventOutcome): void {
+    this.inbox.push({ id, status, outcome });
+  }
+
+  async write(manager: EntityManager): Promise<void> {
+    const orders = [...this.touched].filter((h) => h.orderChanged);
+    const payments = [...this.touched].filter((h) => h.applied);
+    await manager.query(WRITE_CHANGES, [
+      this.history.map((e) => e.orderId),
+      this.history.map((e) => e.from),
+      this.history.map((e) => e.to),
+      new Date(),
+      this.history.map((e) => e.reason),
+      this.history.map((e) => e.eventId),
+      orders.map((h) => h.held.orderId),
+      orders.map((h) => h.held.orderStatus),
+      orders.map((h) => h.held.amountRefunded),
+      payments.map((h) => h.intentId),
+      payments.map((h) => h.paymentStatus),
+      payments.map((h) => h.held.lastEventCreated),
+      payments.map((h) => h.lastEventId),
+      payments.map((h) => h.disputeId),
+      this.inbox.map((i) => i.id),
+      this.inbox.map((i) => i.status),
+      this.inbox.map((i) => i.outcome),
+    ]);
+  }
+}
 
 /** Thrown inside the transaction to roll it back when the PSP must be asked first (never while holding locks). */
 class NeedsPsp extends Error {
@@ -84,10 +132,16 @@ interface PspAnswers {
   chargeIntentId?: string | null;
 }
 
+interface InboxRow {
+  id: string;
+  payload: string;
+  status: string;
+}
+
 /**
  * Applies PSP facts to orders. Each application is one transaction that locks
- * the order row, asks the pure machine (payment-state.ts), writes the change
- * and its history, and records the inbox row as applied: so a status change
+ * the order rows, asks the pure machine (payment-state.ts), writes the change
+ * and its history, and records the inbox rows as applied: so a status change
  * and the event that caused it commit together or not at all.
  */
 @Injectable()
@@ -117,69 +171,38 @@ export class PaymentApplier {
 
   private async applyInTransaction(manager: EntityManager, eventId: string, answers: PspAnswers): Promise<EventOutcome> {
     // The row lock serializes two jobs for one event (a relay or replay racing the original).
-    const [row] = (await manager.query(`SELECT payload, status FROM webhook_events WHERE id = $1 FOR UPDATE`, [eventId])) as Array<{ payload: string; status: string }>;
+    const [row] = await lockInboxRows(manager, [eventId]);
     if (!row) return 'missing';
     if (row.status === 'processed' || row.status === 'ignored') return 'already_done';
     const event = JSON.parse(row.payload) as Stripe.Event;
     const read = readEvent(event);
-    if (!read) return this.finish(manager, eventId, 'ignored', 'unknown_type');
+    const changes = new Changes();
+    const ignore = async (outcome: EventOutcome) => {
+      changes.markInbox(eventId, 'ignored', outcome);
+      await changes.write(manager);
+      return outcome;
+    };
+    if (!read) return ignore('unknown_type');
 
     let intentId = read.paymentIntentId;
     if (!intentId && read.chargeId) {
       if (answers.chargeIntentId === undefined) throw new NeedsPsp(undefined, read.chargeId);
       intentId = answers.chargeIntentId;
     }
-    // One query finds the order that owns the PaymentIntent and locks its row (the lock order is
-    // always inbox row -> order row -> payment row, so two transactions never wait on each other in a cycle).
-    const [locked] = intentId ? ((await manager.query(LOCK_ORDER_BY_INTENT, [intentId])) as LockedOrder[]) : [];
-    if (!locked || !intentId) return this.finish(manager, eventId, 'ignored', 'unknown_object');
-    const [payment] = (await manager.query(READ_PAYMENT, [intentId])) as HeldPayment[];
+    const h = intentId ? (await lockHeld(manager, [intentId])).get(intentId) : undefined;
+    if (!h || !intentId) return ignore('unknown_object');
 
     let fact: PspFact = read.fact;
-    if (read.refund) fact = { kind: 'refund', amountRefunded: await this.recordRefund(manager, locked.order_id, intentId, read.refund), created: fact.created };
-    const held: HeldState = {
-      orderId: locked.order_id,
-      orderStatus: locked.order_status as OrderStatus,
-      orderAmount: locked.order_amount,
-      orderCurrency: locked.order_currency,
-      amountRefunded: locked.amount_refunded,
-      lastEventCreated: Number(payment.last_event_created),
-    };
-    let decision = decide(held, fact);
+    if (read.refund) fact = { kind: 'refund', amountRefunded: await this.recordRefund(manager, h.held.orderId, intentId, read.refund), created: fact.created };
+    let decision = decide(h.held, fact);
     if (decision.needsPspState) {
       if (!answers.intent) throw new NeedsPsp(intentId);
-      decision = decide(held, factFromIntent(answers.intent, fact.created));
+      decision = decide(h.held, factFromIntent(answers.intent, fact.created));
     }
-
-    // Walk the steps the machine allows; each is one history entry.
-    const moves: Array<{ from: OrderStatus; to: OrderStatus }> = [];
-    let status = held.orderStatus;
-    for (const to of decision.steps) {
-      if (!canTransition(status, to)) continue;
-      moves.push({ from: status, to });
-      status = to;
-    }
-    const now = new Date();
-    // Every write of this event in one statement: history, order, payment, inbox row.
-    await manager.query(APPLY_EVENT, [
-      held.orderId,
-      moves.map((m) => m.from),
-      moves.map((m) => m.to),
-      now,
-      `${event.type}: ${decision.reason}`,
-      eventId,
-      status,
-      decision.amountRefunded,
-      moves.length > 0 || decision.amountRefunded !== held.amountRefunded,
-      intentId,
-      decision.intentStatus ?? payment.payment_status,
-      decision.lastEventCreated,
-      event.created >= held.lastEventCreated ? eventId : null,
-      fact.kind === 'dispute' && !payment.dispute_id ? fact.disputeId : null,
-      decision.outcome,
-    ]);
-    for (const m of moves) orderTransitions.inc({ from: m.from, to: m.to });
-    this.logger.log({ msg: 'event applied', eventId, orderId: held.orderId, type: event.type, outcome: decision.outcome, steps: moves.map((m) => m.to), status });
+    const steps = changes.apply(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, fact.kind === 'dispute' ? fact.disputeId : undefined);
+    changes.markInbox(eventId, 'processed', decision.outcome);
+    await changes.write(manager);
+    this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
     return decision.outcome;
   }
 
@@ -194,12 +217,8 @@ export class PaymentApplier {
   async applyInboxEvents(ids: string[]): Promise<Map<string, EventOutcome>> {
     return this.db.transaction(async (manager) => {
       const results = new Map<string, EventOutcome>();
-      const rows = (await manager.query(`SELECT id, payload, status FROM webhook_events WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [ids])) as Array<{
-        id: string;
-        payload: string;
-        status: string;
-      }>;
-      const inbox: Array<{ id: string; status: 'processed' | 'ignored'; outcome: EventOutcome }> = [];
+      const rows = await lockInboxRows(manager, ids);
+      const changes = new Changes();
       const candidates: Array<{ id: string; event: Stripe.Event; intentId: string; fact: PspFact }> = [];
       for (const id of ids) if (!rows.some((r) => r.id === id)) results.set(id, 'missing');
       for (const row of rows) {
@@ -210,106 +229,30 @@ export class PaymentApplier {
         const event = JSON.parse(row.payload) as Stripe.Event;
         const read = readEvent(event);
         if (!read) {
-          inbox.push({ id: row.id, status: 'ignored', outcome: 'unknown_type' });
+          changes.markInbox(row.id, 'ignored', 'unknown_type');
           results.set(row.id, 'unknown_type');
         } else if (read.paymentIntentId && !read.refund) {
           candidates.push({ id: row.id, event, intentId: read.paymentIntentId, fact: read.fact });
         }
       }
 
-      const intentIds = [...new Set(candidates.map((c) => c.intentId))];
-      const orders = intentIds.length
-        ? ((await manager.query(
-            `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount, o.currency AS order_currency, o.amount_refunded
-             FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) ORDER BY o.id FOR UPDATE OF o`,
-            [intentIds],
-          )) as Array<LockedOrder & { intent_id: string }>)
-        : [];
-      // After the locks, in a statement of its own: see READ_PAYMENT.
-      const payments = orders.length
-        ? ((await manager.query(`SELECT id, status AS payment_status, last_event_created, dispute_id FROM payments WHERE id = ANY($1)`, [orders.map((o) => o.intent_id)])) as Array<
-            HeldPayment & { id: string }
-          >)
-        : [];
-      const state = new Map<
-        string,
-        { held: HeldState; paymentStatus: string; disputeId: string | null; lastEventId: string | null; orderChanged: boolean; applied: boolean }
-      >();
-      for (const o of orders) {
-        const p = payments.find((x) => x.id === o.intent_id);
-        if (!p) continue;
-        state.set(o.intent_id, {
-          held: {
-            orderId: o.order_id,
-            orderStatus: o.order_status as OrderStatus,
-            orderAmount: o.order_amount,
-            orderCurrency: o.order_currency,
-            amountRefunded: o.amount_refunded,
-            lastEventCreated: Number(p.last_event_created),
-          },
-          paymentStatus: p.payment_status,
-          disputeId: p.dispute_id,
-          lastEventId: null,
-          orderChanged: false,
-          applied: false,
-        });
-      }
-
-      const history: Array<{ orderId: string; from: OrderStatus; to: OrderStatus; reason: string; eventId: string }> = [];
+      const held = await lockHeld(manager, [...new Set(candidates.map((c) => c.intentId))]);
       candidates.sort((a, b) => a.event.created - b.event.created);
       for (const c of candidates) {
-        const st = state.get(c.intentId);
-        if (!st) {
-          inbox.push({ id: c.id, status: 'ignored', outcome: 'unknown_object' });
+        const h = held.get(c.intentId);
+        if (!h) {
+          changes.markInbox(c.id, 'ignored', 'unknown_object');
           results.set(c.id, 'unknown_object');
           continue;
         }
-        const decision = decide(st.held, c.fact);
+        const decision = decide(h.held, c.fact);
         if (decision.needsPspState) continue; // the one-by-one path asks the PSP
-        const reason = `${c.event.type}: ${decision.reason}`;
-        const steps: OrderStatus[] = [];
-        for (const to of decision.steps) {
-          if (!canTransition(st.held.orderStatus, to)) continue;
-          history.push({ orderId: st.held.orderId, from: st.held.orderStatus, to, reason, eventId: c.id });
-          orderTransitions.inc({ from: st.held.orderStatus, to });
-          st.held.orderStatus = to;
-          steps.push(to);
-          st.orderChanged = true;
-        }
-        if (decision.amountRefunded !== st.held.amountRefunded) st.orderChanged = true;
-        if (c.event.created >= st.held.lastEventCreated) st.lastEventId = c.id;
-        if (c.fact.kind === 'dispute' && !st.disputeId) st.disputeId = c.fact.disputeId;
-        st.held.amountRefunded = decision.amountRefunded;
-        st.held.lastEventCreated = decision.lastEventCreated;
-        st.paymentStatus = decision.intentStatus ?? st.paymentStatus;
-        st.applied = true;
-        inbox.push({ id: c.id, status: 'processed', outcome: decision.outcome });
+        const steps = changes.apply(h, decision, `${c.event.type}: ${decision.reason}`, c.id, c.event.created, c.fact.kind === 'dispute' ? c.fact.disputeId : undefined);
+        changes.markInbox(c.id, 'processed', decision.outcome);
         results.set(c.id, decision.outcome);
-        this.logger.log({ msg: 'event applied', eventId: c.id, orderId: st.held.orderId, type: c.event.type, outcome: decision.outcome, steps, status: st.held.orderStatus });
+        this.logger.log({ msg: 'event applied', eventId: c.id, orderId: h.held.orderId, type: c.event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
       }
-
-      const changedOrders = [...state.values()].filter((st) => st.orderChanged);
-      const paymentRows = [...state.entries()].filter(([, st]) => st.applied);
-      const now = new Date();
-      await manager.query(APPLY_EVENTS, [
-        history.map((h) => h.orderId),
-        history.map((h) => h.from),
-        history.map((h) => h.to),
-        now,
-        history.map((h) => h.reason),
-        history.map((h) => h.eventId),
-        changedOrders.map((st) => st.held.orderId),
-        changedOrders.map((st) => st.held.orderStatus),
-        changedOrders.map((st) => st.held.amountRefunded),
-        paymentRows.map(([id]) => id),
-        paymentRows.map(([, st]) => st.paymentStatus),
-        paymentRows.map(([, st]) => st.held.lastEventCreated),
-        paymentRows.map(([, st]) => st.lastEventId),
-        paymentRows.map(([, st]) => st.disputeId),
-        inbox.map((i) => i.id),
-        inbox.map((i) => i.status),
-        inbox.map((i) => i.outcome),
-      ]);
+      await changes.write(manager);
       return results;
     });
   }
@@ -319,11 +262,10 @@ export class PaymentApplier {
    * A change is recorded as an inbox row of its own (source 'reconciler'), so
    * every history entry names the record that caused it. Runs in the caller's transaction.
    */
-  async applyCurrentIntent(manager: EntityManager, orderId: string, intent: Stripe.PaymentIntent): Promise<Decision | null> {
-    const order = await lockOrder(manager, orderId);
-    const payment = await manager.findOneBy(Payment, { id: intent.id });
-    if (!order || !payment) return null;
-    const decision = decide(heldState(order, payment), factFromIntent(intent, payment.lastEventCreated));
+  async applyCurrentIntent(manager: EntityManager, intent: Stripe.PaymentIntent): Promise<Decision | null> {
+    const h = (await lockHeld(manager, [intent.id])).get(intent.id);
+    if (!h) return null;
+    const decision = decide(h.held, factFromIntent(intent, h.held.lastEventCreated));
     let recordId: string | null = null;
     if (decision.steps.length > 0) {
       recordId = `rec_${intent.id}_${Date.now()}`;
@@ -333,32 +275,11 @@ export class PaymentApplier {
         [recordId, JSON.stringify({ id: recordId, type: 'reconciler.payment_intent', data: { object: { id: intent.id, status: intent.status } } }), Math.floor(Date.now() / 1000), decision.outcome],
       );
     }
-    await this.write(manager, order, payment, decision, recordId, `reconciler: ${decision.reason}`);
-    if (decision.steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId, outcome: decision.outcome, steps: decision.steps });
+    const changes = new Changes();
+    const steps = changes.apply(h, decision, `reconciler: ${decision.reason}`, recordId);
+    await changes.write(manager);
+    if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });
     return decision;
-  }
-
-  private async write(
-    manager: EntityManager,
-    order: Order,
-    payment: Payment,
-    decision: Decision,
-    eventId: string | null,
-    reason: string,
-    extra: Partial<Payment> = {},
-  ): Promise<void> {
-    const refundedChanged = decision.amountRefunded !== order.amountRefunded;
-    order.amountRefunded = decision.amountRefunded;
-    let moved = false;
-    for (const to of decision.steps) moved = (await transitionOrder(manager, order, to, reason, eventId)) || moved;
-    // transitionOrder writes amountRefunded with the status; without a step it is written here.
-    if (refundedChanged && !moved) await manager.update(Order, { id: order.id }, { amountRefunded: order.amountRefunded, updatedAt: new Date() });
-    // Any event for the payment counts as having checked it: the reconciler then leaves it alone.
-    await manager.update(
-      Payment,
-      { id: payment.id },
-      { ...extra, status: decision.intentStatus ?? payment.status, lastEventCreated: decision.lastEventCreated, checkedAt: new Date() },
-    );
   }
 
   /** Records the refund's own status, then returns the PSP's figure: the sum of the charge's succeeded refunds. */
@@ -380,23 +301,51 @@ export class PaymentApplier {
     const [sum] = (await manager.query(`SELECT COALESCE(SUM(amount), 0)::int AS total FROM refunds WHERE payment_intent_id = $1 AND status = 'succeeded'`, [paymentIntentId])) as Array<{ total: number }>;
     return Number(sum?.total ?? 0);
   }
-
-  private async finish(manager: EntityManager, eventId: string, status: 'processed' | 'ignored', outcome: EventOutcome): Promise<EventOutcome> {
-    await manager.query(
-      `UPDATE webhook_events SET status = $2, outcome = $3, attempts = attempts + 1, last_error = NULL, processed_at = now() WHERE id = $1`,
-      [eventId, status, outcome],
-    );
-    return outcome;
-  }
 }
 
-function heldState(order: Order, payment: Payment): HeldState {
-  return {
-    orderId: order.id,
-    orderStatus: order.status,
-    orderAmount: order.amount,
-    orderCurrency: order.currency,
-    amountRefunded: order.amountRefunded,
-    lastEventCreated: payment.lastEventCreated,
-  };
+/** Locks inbox rows in id order (the first lock every application takes). */
+function lockInboxRows(manager: EntityManager, ids: string[]): Promise<InboxRow[]> {
+  return manager.query(`SELECT id, payload, status FROM webhook_events WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [ids]) as Promise<InboxRow[]>;
+}
+
+/** Locks the orders owning these PaymentIntents and reads their payments fresh; keyed by PaymentIntent id. */
+async function lockHeld(manager: EntityManager, intentIds: string[]): Promise<Map<string, Held>> {
+  const out = new Map<string, Held>();
+  if (intentIds.length === 0) return out;
+  const orders = (await manager.query(LOCK_ORDERS_BY_INTENT, [intentIds])) as Array<{
+    intent_id: string;
+    order_id: string;
+    order_status: OrderStatus;
+    order_amount: number;
+    order_currency: string;
+    amount_refunded: number;
+  }>;
+  if (orders.length === 0) return out;
+  const payments = (await manager.query(READ_PAYMENTS, [orders.map((o) => o.intent_id)])) as Array<{
+    id: string;
+    status: string;
+    last_event_created: string;
+    dispute_id: string | null;
+  }>;
+  for (const o of orders) {
+    const p = payments.find((x) => x.id === o.intent_id);
+    if (!p) continue;
+    out.set(o.intent_id, {
+      intentId: o.intent_id,
+      held: {
+        orderId: o.order_id,
+        orderStatus: o.order_status,
+        orderAmount: o.order_amount,
+        orderCurrency: o.order_currency,
+        amountRefunded: o.amount_refunded,
+        lastEventCreated: Number(p.last_event_created),
+      },
+      paymentStatus: p.status,
+      disputeId: p.dispute_id,
+      lastEventId: null,
+      orderChanged: false,
+      applied: false,
+    });
+  }
+  return out;
 }

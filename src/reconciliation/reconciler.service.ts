@@ -95,9 +95,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
       return this.failed(report, err);
     }
     // After commit, so the processor finds the rows; what Redis refuses now the relay queues later.
-    const queued: string[] = [];
-    for (const id of newEventIds) if (await this.inbox.enqueue(id)) queued.push(id);
-    await this.inbox.markQueued(queued).catch(() => undefined);
+    if (await this.inbox.enqueue(newEventIds)) await this.inbox.markQueued(newEventIds).catch(() => undefined);
     if (report.error) return this.failed(report, new Error(report.error), false);
     reconcilerPasses.inc({ result: 'ok' });
     if (report.missedEvents + report.paymentsFixed > 0) this.logger.log({ msg: 'reconciler pass found missed changes', ...report });
@@ -121,19 +119,17 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
       report.pspCalls++;
       reconcilerPspCalls.inc();
       report.eventsListed += list.data.length;
-      const ids = list.data.map((e) => e.id);
-      const seen = new Set(
-        ids.length ? ((await manager.query(`SELECT id FROM webhook_events WHERE id = ANY($1)`, [ids])) as Array<{ id: string }>).map((r) => r.id) : [],
-      );
+      for (const event of list.data) newest = Math.max(newest, event.created);
+      // One INSERT for the page; ids already in the inbox (delivered, or seen by an earlier pass) are skipped by it.
+      const fresh = list.data.length
+        ? await this.inbox.storeWith(manager, list.data.map((e) => ({ id: e.id, type: e.type, created: e.created, payload: JSON.stringify(e) })), 'reconciler')
+        : new Set<string>();
       for (const event of list.data) {
-        newest = Math.max(newest, event.created);
-        if (seen.has(event.id)) continue;
-        if (await this.inbox.storeWith(manager, { id: event.id, type: event.type, created: event.created }, JSON.stringify(event), 'reconciler')) {
-          stored.push(event.id);
-          reconcilerFixes.inc({ kind: 'missed_event' });
-          const intentId = readEvent(event)?.paymentIntentId;
-          if (intentId) touchedIntents.add(intentId);
-        }
+        if (!fresh.has(event.id)) continue;
+        stored.push(event.id);
+        reconcilerFixes.inc({ kind: 'missed_event' });
+        const intentId = readEvent(event)?.paymentIntentId;
+        if (intentId) touchedIntents.add(intentId);
       }
       if (!list.has_more || list.data.length === 0) break;
       startingAfter = list.data[list.data.length - 1]?.id;
@@ -149,11 +145,11 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
   /** Open payments nobody confirmed for a while: ask the PSP, apply what it says. */
   private async checkStalePayments(manager: EntityManager, report: ReconcileReport): Promise<void> {
     const stale = (await manager.query(
-      `SELECT id, order_id FROM payments
+      `SELECT id FROM payments
         WHERE status = ANY($1) AND checked_at < now() - make_interval(secs => $2::double precision / 1000)
         ORDER BY checked_at LIMIT ${MAX_STALE_PER_PASS}`,
       [OPEN_STATUSES, this.config.reconcileStaleAfterMs],
-    )) as Array<{ id: string; order_id: string }>;
+    )) as Array<{ id: string }>;
     for (const payment of stale) {
       let intent: Stripe.PaymentIntent;
       try {
@@ -166,7 +162,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
         continue;
       }
       report.stalePaymentsChecked++;
-      const decision = await this.applier.applyCurrentIntent(manager, payment.order_id, intent);
+      const decision = await this.applier.applyCurrentIntent(manager, intent);
       if (decision && decision.steps.length > 0) {
         report.paymentsFixed++;
         reconcilerFixes.inc({ kind: 'stale_payment' });

@@ -21,10 +21,7 @@ const ENQUEUE_WAIT_MS = 1500;
 /** 'queued' marks are batched: one UPDATE per tick instead of one per request. */
 const MARK_QUEUED_EVERY_MS = 50;
 
-const INSERT_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at)
-  VALUES ($1, $2, $3, $4, $5, 'received', now()) ON CONFLICT (id) DO NOTHING RETURNING 1`;
-
-/** The same insert for a batch: five array parameters however many events, so it plans like one row. */
+/** One INSERT for any number of events: five array parameters, so it plans like one row. */
 const INSERT_MANY_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at)
   SELECT id, type, payload, created, source, 'received', now()
   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS e(id, type, payload, created, source)
@@ -140,25 +137,22 @@ export class WebhookInbox implements OnModuleDestroy {
     entry.resolve('duplicate');
   }
 
-  private async insertMany(entries: PendingEvent[]): Promise<Set<string>> {
-    const result = await this.pool.query<{ id: string }>(INSERT_MANY_SQL, [
-      entries.map((e) => e.head.id),
-      entries.map((e) => e.head.type),
-      entries.map((e) => e.payload),
-      entries.map((e) => e.head.created),
-      entries.map((e) => e.source),
-    ]);
-    return new Set(result.rows.map((r) => r.id));
+  private insertMany(entries: PendingEvent[]): Promise<Set<string>> {
+    return insertEvents((sql, params) => this.pool.query<{ id: string }>(sql, params).then((r) => r.rows), entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })));
   }
 
   private async enqueueStored(stored: PendingEvent[]): Promise<void> {
     const ids = stored.map((e) => e.head.id);
-    if (await this.enqueueMany(ids)) this.markQueuedSoon(...ids);
+    if (await this.enqueue(ids)) this.markQueuedSoon(...ids);
     for (const entry of stored) entry.resolve('stored');
   }
 
-  /** addBulk for many events, waiting at most ENQUEUE_WAIT_MS; false leaves them 'received' for the relay. */
-  private async enqueueMany(ids: string[]): Promise<boolean> {
+  /**
+   * Puts events on the queue (one addBulk), waiting at most ENQUEUE_WAIT_MS.
+   * False when Redis is not there: the rows stay 'received' and the relay retries them.
+   */
+  async enqueue(ids: string[]): Promise<boolean> {
+    if (ids.length === 0) return true;
     if ((this.queue.client as { status?: string }).status !== 'ready') return false;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -175,32 +169,11 @@ export class WebhookInbox implements OnModuleDestroy {
     }
   }
 
-  /** The same insert inside a caller's transaction (the reconciler's); true when the event is new. */
-  async storeWith(manager: EntityManager, head: InboxEventHead, payload: string, source: InboxSource): Promise<boolean> {
-    const rows: unknown[] = await manager.query(INSERT_SQL, [head.id, head.type, payload, head.created, source]);
-    if (rows.length > 0) webhooksReceived.inc({ type: head.type });
-    return rows.length > 0;
-  }
-
-  /**
-   * Puts the event on the queue, waiting at most ENQUEUE_WAIT_MS. False when
-   * Redis is not there: the row stays 'received' and the relay retries it.
-   */
-  async enqueue(id: string): Promise<boolean> {
-    if ((this.queue.client as { status?: string }).status !== 'ready') return false;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        this.queue.add({ id }, { ...WEBHOOK_JOB_OPTIONS, jobId: id }),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('enqueue timed out')), ENQUEUE_WAIT_MS))),
-      ]);
-      return true;
-    } catch (err) {
-      this.logger.warn({ msg: 'event stored but not queued; the relay will queue it', eventId: id, error: (err as Error).message });
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+  /** The same insert inside a caller's transaction (the reconciler's); returns the ids that were new. */
+  async storeWith(manager: EntityManager, events: Array<InboxEventHead & { payload: string }>, source: InboxSource): Promise<Set<string>> {
+    const stored = await insertEvents((sql, params) => manager.query(sql, params) as Promise<Array<{ id: string }>>, events.map((e) => ({ ...e, source })));
+    for (const e of events) if (stored.has(e.id)) webhooksReceived.inc({ type: e.type });
+    return stored;
   }
 
   /** Enqueues again after a replay: a failed job with the same id would otherwise make add a no-op. */
@@ -211,7 +184,7 @@ export class WebhookInbox implements OnModuleDestroy {
     } catch {
       // Redis down: enqueue below fails too and the relay takes over.
     }
-    const queued = await this.enqueue(id);
+    const queued = await this.enqueue([id]);
     if (queued) await this.markQueued([id]);
     return queued;
   }
@@ -260,4 +233,19 @@ export class WebhookInbox implements OnModuleDestroy {
     }
     await this.marking;
   }
+}
+
+/** Runs INSERT_MANY_SQL on a pool or a transaction; returns the ids that were new (the others were there already). */
+async function insertEvents(
+  query: (sql: string, params: unknown[]) => Promise<Array<{ id: string }>>,
+  events: Array<InboxEventHead & { payload: string; source: InboxSource }>,
+): Promise<Set<string>> {
+  const rows = await query(INSERT_MANY_SQL, [
+    events.map((e) => e.id),
+    events.map((e) => e.type),
+    events.map((e) => e.payload),
+    events.map((e) => e.created),
+    events.map((e) => e.source),
+  ]);
+  return new Set(rows.map((r) => r.id));
 }
