@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parse as parseQuery } from 'qs';
 import Stripe from 'stripe';
 import { WebSocket, WebSocketServer } from 'ws';
+import { StripeApiError } from './errors';
+import { newId } from './ids';
 import { signPayload } from './webhook-delivery';
 
 /**
@@ -81,11 +82,6 @@ export interface WebhookEventMessage {
   endpoint: { api_version: string | null };
 }
 
-/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.payload">`, as Stripe signs webhooks (the same signer as webhook delivery). */
-export function stripeSignatureHeader(secret: string, payload: string, timestamp?: number): string {
-  return signPayload(payload, secret, timestamp);
-}
-
 interface PendingEvent {
   webhookId: string;
   eventId: string;
@@ -106,13 +102,9 @@ interface Session {
   unacked: Map<string, { event: PendingEvent; socket: WebSocket }>;
 }
 
-function randomToken(prefix: string): string {
-  return `${prefix}_${randomBytes(12).toString('hex')}`;
-}
-
-function stripeError(res: ServerResponse, status: number, message: string, type = 'invalid_request_error'): void {
+function stripeError(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify({ error: { type, message } }));
+  res.end(JSON.stringify(new StripeApiError(status, 'invalid_request_error', message)));
 }
 
 export class StripeCliSessions {
@@ -181,7 +173,7 @@ export class StripeCliSessions {
       return;
     }
     this.forgetIdleSessions();
-    const id = randomToken('cliws');
+    const id = newId('cliws');
     const now = Date.now();
     this.sessions.set(id, { id, createdAt: now, lastActive: now, connected: false, sockets: new Set(), held: [], unacked: new Map() });
     const apiVersion = this.options.apiVersion ?? Stripe.API_VERSION;
@@ -309,7 +301,7 @@ export class StripeCliSessions {
       // A session whose CLI has not connected a minute after asking (`--print-secret`) is not listening;
       // one that is about to connect gets what happened in the meantime.
       if (!session.connected && Date.now() - session.createdAt > FIRST_CONNECT_GRACE_MS) continue;
-      const pending: PendingEvent = { webhookId: randomToken('we'), eventId: event.id, eventType: event.type, payload };
+      const pending: PendingEvent = { webhookId: newId('we'), eventId: event.id, eventType: event.type, payload };
       this.record(session, pending);
       session.held.push(pending);
       if (session.held.length > MAX_HELD_MESSAGES) session.held.splice(0, session.held.length - MAX_HELD_MESSAGES);
@@ -332,14 +324,14 @@ export class StripeCliSessions {
     return {
       type: 'webhook_event',
       webhook_id: pending.webhookId,
-      webhook_conversation_id: randomToken('wc'),
+      webhook_conversation_id: newId('wc'),
       event_payload: pending.payload,
       http_headers: {
         'User-Agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
         'Content-Type': 'application/json; charset=utf-8',
         'Cache-Control': 'no-cache',
         Accept: '*/*; q=0.5, application/xml',
-        'Stripe-Signature': stripeSignatureHeader(this.options.webhookSecret, pending.payload),
+        'Stripe-Signature': signPayload(pending.payload, this.options.webhookSecret),
       },
       endpoint: { api_version: null },
     };

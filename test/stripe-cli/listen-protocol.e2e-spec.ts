@@ -2,7 +2,8 @@ import { createServer, IncomingMessage, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import WebSocket from 'ws';
-import { STRIPE_CLI_SESSIONS_PATH, StripeCliEventListener, StripeCliSessions, stripeSignatureHeader } from '../../src/mock-psp/stripe-cli';
+import { STRIPE_CLI_SESSIONS_PATH, StripeCliEventListener, StripeCliSessions } from '../../src/mock-psp/stripe-cli';
+import { signPayload } from '../../src/mock-psp';
 import { waitFor } from '../support/wait';
 import { CliHome, CliProcess } from './cli';
 
@@ -125,7 +126,7 @@ describe('stripe listen protocol (real Stripe CLI against the mock PSP sessions 
       const signature = String(got.headers['stripe-signature']);
       const t = Number(/t=(\d+)/.exec(signature)?.[1]);
       expect(Math.abs(t - Date.now() / 1000)).toBeLessThan(60);
-      expect(signature).toBe(stripeSignatureHeader(SECRET, e.payload, t));
+      expect(signature).toBe(signPayload(e.payload, SECRET, t));
       // The official SDK accepts it, as the backend's verifier would.
       expect(Stripe.webhooks.constructEvent(got.body, signature, SECRET).id).toBe(e.event.id);
       expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
