@@ -81,6 +81,8 @@ interface Results {
       /** From the app's own settle_event_processing_seconds: mean time to apply one event (its transaction), and jobs applied at once on average (Little's law). */
       meanApplyMs?: number;
       meanJobsInFlight?: number;
+      /** Mean events per applying transaction during the flood. */
+      meanBatchSize?: number;
     };
     error?: string;
   };
@@ -416,25 +418,33 @@ async function runSettle(
         settle: distribution(latencies),
         meanApplyMs,
         meanJobsInFlight: meanApplyMs !== undefined ? (rate * meanApplyMs) / 1000 : undefined,
+        meanBatchSize: before && after && after.batches > before.batches ? (after.batchedEvents - before.batchedEvents) / (after.batches - before.batches) : undefined,
       };
     },
     (r) =>
       `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ` +
-      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight; ${r.unsettled} never paid`,
+      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight, ${fmt(r.meanBatchSize, 1)} events a batch; ${r.unsettled} never paid`,
   );
 }
 
-/** Sum and count of the app's settle_event_processing_seconds histogram (all outcomes), from GET /metrics. */
-async function processingMetric(url: string): Promise<{ sum: number; count: number } | undefined> {
+/**
+ * From GET /metrics: sum and count of settle_event_processing_seconds (all
+ * outcomes) and of settle_event_batch_size (events per applying transaction).
+ */
+async function processingMetric(url: string): Promise<{ sum: number; count: number; batchedEvents: number; batches: number } | undefined> {
   try {
     const text = await (await fetch(`${url}/metrics`)).text();
-    let sum = 0;
-    let count = 0;
-    for (const m of text.matchAll(/^settle_event_processing_seconds_(sum|count)\{[^}]*\} (\S+)$/gm)) {
-      if (m[1] === 'sum') sum += Number(m[2]);
-      else count += Number(m[2]);
-    }
-    return { sum, count };
+    const total = (name: string, part: 'sum' | 'count') => {
+      let value = 0;
+      for (const m of text.matchAll(new RegExp(`^${name}_${part}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) value += Number(m[1]);
+      return value;
+    };
+    return {
+      sum: total('settle_event_processing_seconds', 'sum'),
+      count: total('settle_event_processing_seconds', 'count'),
+      batchedEvents: total('settle_event_batch_size', 'sum'),
+      batches: total('settle_event_batch_size', 'count'),
+    };
   } catch {
     return undefined;
   }

@@ -16,9 +16,9 @@ export interface ClosedLoopResult {
   durationS: number;
 }
 
-function summarize(r: autocannon.Result): ClosedLoopResult {
+function summarize(r: autocannon.Result, durationS = r.duration): ClosedLoopResult {
   const ok = r['2xx'];
-  return { rate: ok / r.duration, p50: r.latency.p50, p99: r.latency.p99, ok, errors: r.non2xx + r.errors, durationS: r.duration };
+  return { rate: ok / durationS, p50: r.latency.p50, p99: r.latency.p99, ok, errors: r.non2xx + r.errors, durationS };
 }
 
 /**
@@ -31,6 +31,10 @@ export async function postEvents(
   source: EventSource,
   options: { connections: number; durationS?: number; amount?: number; onSend?: (e: SignedEvent) => void },
 ): Promise<ClosedLoopResult> {
+  // With `amount`, autocannon notices the end at its next 1 s sample, so its own duration is
+  // rounded up to whole seconds: time the run from the first send to the last answer instead.
+  let firstSend: number | undefined;
+  let lastAnswer = 0;
   const result = await autocannon({
     url: baseUrl,
     connections: options.connections,
@@ -41,18 +45,26 @@ export async function postEvents(
         method: 'POST',
         path: '/webhooks/stripe',
         setupRequest: (req) => {
+          firstSend ??= performance.now();
           const event = source.take();
           options.onSend?.(event);
           return { ...req, body: event.body, headers: { 'content-type': 'application/json', 'stripe-signature': event.signature } };
         },
+        onResponse: () => {
+          lastAnswer = performance.now();
+        },
       },
     ],
   });
-  return summarize(result);
+  return summarize(result, options.amount && firstSend !== undefined && lastAnswer > firstSend ? (lastAnswer - firstSend) / 1000 : result.duration);
 }
 
 /** Closed loop on POST /orders with a JSON body. */
 export async function postOrders(baseUrl: string, options: { connections: number; durationS: number; body: string }): Promise<ClosedLoopResult> {
+  // With `amount`, autocannon notices the end at its next 1 s sample, so its own duration is
+  // rounded up to whole seconds: time the run from the first send to the last answer instead.
+  let firstSend: number | undefined;
+  let lastAnswer = 0;
   const result = await autocannon({
     url: `${baseUrl}/orders`,
     method: 'POST',
