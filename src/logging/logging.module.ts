@@ -18,6 +18,17 @@ export const REDACTED_PATHS = [
 ];
 
 /**
+ * The request's id: the caller's X-Request-Id when it is a sane one, else a new
+ * one; echoed back. Used by pino-http and by the webhook route, which runs outside it.
+ */
+export function requestIdFor(req: IncomingMessage, res: ServerResponse): string {
+  const given = req.headers['x-request-id'];
+  const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+  res.setHeader('X-Request-Id', id);
+  return id;
+}
+
+/**
  * JSON logs through pino. Every line of a request carries its id (taken from
  * X-Request-Id when the caller sends a sane one, else generated and echoed back).
  * Requests are logged as method, url and id only: no headers, no bodies, so no
@@ -31,12 +42,7 @@ export const REDACTED_PATHS = [
         pinoHttp: {
           level: config.logLevel,
           redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-          genReqId: (req: IncomingMessage, res: ServerResponse) => {
-            const given = req.headers['x-request-id'];
-            const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-            res.setHeader('X-Request-Id', id);
-            return id;
-          },
+          genReqId: requestIdFor,
           serializers: {
             req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
             res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),

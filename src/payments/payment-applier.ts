@@ -19,8 +19,6 @@ interface Held {
   disputeId: string | null;
   lastEventId: string | null;
   orderChanged: boolean;
-  /** Something was applied: the payment row is written (and counts as checked). */
-  applied: boolean;
 }
 
 /**
@@ -85,7 +83,7 @@ class Changes {
     h.held.amountRefunded = decision.amountRefunded;
     h.held.lastEventCreated = decision.lastEventCreated;
     h.paymentStatus = decision.intentStatus ?? h.paymentStatus;
-    h.applied = true;
+    // Touched: its payment row is written (and counts as checked).
     this.touched.add(h);
     return steps;
   }
@@ -96,7 +94,7 @@ class Changes {
 
   async write(manager: EntityManager): Promise<void> {
     const orders = [...this.touched].filter((h) => h.orderChanged);
-    const payments = [...this.touched].filter((h) => h.applied);
+    const payments = [...this.touched];
     await manager.query(WRITE_CHANGES, [
       this.history.map((e) => e.orderId),
       this.history.map((e) => e.from),
@@ -199,10 +197,8 @@ export class PaymentApplier {
       if (!answers.intent) throw new NeedsPsp(intentId);
       decision = decide(h.held, factFromIntent(answers.intent, fact.created));
     }
-    const steps = changes.apply(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, fact.kind === 'dispute' ? fact.disputeId : undefined);
-    changes.markInbox(eventId, 'processed', decision.outcome);
+    this.applyDecision(changes, h, eventId, event, fact, decision);
     await changes.write(manager);
-    this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
     return decision.outcome;
   }
 
@@ -220,7 +216,8 @@ export class PaymentApplier {
       const rows = await lockInboxRows(manager, ids);
       const changes = new Changes();
       const candidates: Array<{ id: string; event: Stripe.Event; intentId: string; fact: PspFact }> = [];
-      for (const id of ids) if (!rows.some((r) => r.id === id)) results.set(id, 'missing');
+      const found = new Set(rows.map((r) => r.id));
+      for (const id of ids) if (!found.has(id)) results.set(id, 'missing');
       for (const row of rows) {
         if (row.status === 'processed' || row.status === 'ignored') {
           results.set(row.id, 'already_done');
@@ -247,14 +244,19 @@ export class PaymentApplier {
         }
         const decision = decide(h.held, c.fact);
         if (decision.needsPspState) continue; // the one-by-one path asks the PSP
-        const steps = changes.apply(h, decision, `${c.event.type}: ${decision.reason}`, c.id, c.event.created, c.fact.kind === 'dispute' ? c.fact.disputeId : undefined);
-        changes.markInbox(c.id, 'processed', decision.outcome);
+        this.applyDecision(changes, h, c.id, c.event, c.fact, decision);
         results.set(c.id, decision.outcome);
-        this.logger.log({ msg: 'event applied', eventId: c.id, orderId: h.held.orderId, type: c.event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
       }
       await changes.write(manager);
       return results;
     });
+  }
+
+  /** One event's decision, the same for a batch and one event: its steps and its inbox row, gathered in `changes`. */
+  private applyDecision(changes: Changes, h: Held, eventId: string, event: Stripe.Event, fact: PspFact, decision: Decision): void {
+    const steps = changes.apply(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, fact.kind === 'dispute' ? fact.disputeId : undefined);
+    changes.markInbox(eventId, 'processed', decision.outcome);
+    this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
   }
 
   /**
@@ -327,8 +329,9 @@ async function lockHeld(manager: EntityManager, intentIds: string[]): Promise<Ma
     last_event_created: string;
     dispute_id: string | null;
   }>;
+  const paymentById = new Map(payments.map((p) => [p.id, p]));
   for (const o of orders) {
-    const p = payments.find((x) => x.id === o.intent_id);
+    const p = paymentById.get(o.intent_id);
     if (!p) continue;
     out.set(o.intent_id, {
       intentId: o.intent_id,
@@ -344,7 +347,6 @@ async function lockHeld(manager: EntityManager, intentIds: string[]): Promise<Ma
       disputeId: p.dispute_id,
       lastEventId: null,
       orderChanged: false,
-      applied: false,
     });
   }
   return out;

@@ -147,11 +147,6 @@ export function decide(held: HeldState, fact: PspFact): Decision {
   };
 }
 
-/** The PaymentIntent status the order's status implies, for facts that do not carry it. */
-export function intentStatusFor(status: OrderStatus): string | undefined {
-  return INTENT_STATUS_FOR[status];
-}
-
 /** What a PaymentIntent's status means for the order. */
 export function targetForIntent(intent: Pick<Stripe.PaymentIntent, 'status' | 'last_payment_error'>): OrderStatus | null {
   switch (intent.status) {

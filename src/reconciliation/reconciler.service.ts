@@ -95,7 +95,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
       return this.failed(report, err);
     }
     // After commit, so the processor finds the rows; what Redis refuses now the relay queues later.
-    if (await this.inbox.enqueue(newEventIds)) await this.inbox.markQueued(newEventIds).catch(() => undefined);
+    await this.inbox.enqueueAndMark(newEventIds);
     if (report.error) return this.failed(report, new Error(report.error), false);
     reconcilerPasses.inc({ result: 'ok' });
     if (report.missedEvents + report.paymentsFixed > 0) this.logger.log({ msg: 'reconciler pass found missed changes', ...report });

@@ -54,7 +54,7 @@ export class WebhookInbox implements OnModuleDestroy {
   private waiting: PendingEvent[] = [];
   private writing = false;
 
-  constructor(@InjectDataSource() private readonly db: DataSource, @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJob>) {
+  constructor(@InjectDataSource() db: DataSource, @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJob>) {
     this.pool = (db.driver as unknown as { master: Pool }).master;
   }
 
@@ -184,17 +184,27 @@ export class WebhookInbox implements OnModuleDestroy {
     } catch {
       // Redis down: enqueue below fails too and the relay takes over.
     }
-    const queued = await this.enqueue([id]);
-    if (queued) await this.markQueued([id]);
-    return queued;
+    return this.enqueueAndMark([id]);
   }
 
-  /** Whether Bull still holds a job for the event (a Redis without persistence forgets them when restarted). */
-  async hasJob(id: string): Promise<boolean> {
-    return (await this.queue.getJob(id)) !== null;
+  /**
+   * Enqueues, then marks the rows 'queued'. False when Redis is not there: the
+   * rows stay 'received' for the relay. A failed mark is harmless (a row left
+   * 'received' costs a relay re-add that Bull's job id makes a no-op).
+   */
+  async enqueueAndMark(ids: string[]): Promise<boolean> {
+    if (!(await this.enqueue(ids))) return false;
+    await this.markQueued(ids).catch((err) => this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }));
+    return true;
   }
 
-  markQueuedSoon(...ids: string[]): void {
+  /** The events Bull no longer holds a job for (a Redis without persistence forgets them when restarted); looked up concurrently. */
+  async missingJobs(ids: string[]): Promise<string[]> {
+    const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
+    return ids.filter((_, i) => jobs[i] === null);
+  }
+
+  private markQueuedSoon(...ids: string[]): void {
     this.toMark.push(...ids);
     this.markTimer ??= setTimeout(() => {
       this.markTimer = undefined;

@@ -41,14 +41,13 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
         `SELECT id FROM webhook_events WHERE status = 'received' AND received_at < now() - interval '${RECEIVED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
       );
       // Redis still down: nothing is marked, the next sweep tries again.
-      const queued = (await this.inbox.enqueue(received.map((r) => r.id))) ? received.map((r) => r.id) : [];
-      await this.inbox.markQueued(queued);
+      const receivedIds = received.map((r) => r.id);
+      const queued = (await this.inbox.enqueueAndMark(receivedIds)) ? receivedIds : [];
 
       const waiting: Array<{ id: string }> = await this.db.query(
         `SELECT id FROM webhook_events WHERE status = 'queued' AND received_at < now() - interval '${QUEUED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
       );
-      const lostIds: string[] = [];
-      for (const { id } of waiting) if (!(await this.inbox.hasJob(id))) lostIds.push(id);
+      const lostIds = await this.inbox.missingJobs(waiting.map((w) => w.id));
       const lost = (await this.inbox.enqueue(lostIds)) ? lostIds.length : 0;
       if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lost });
       return queued.length + lost;

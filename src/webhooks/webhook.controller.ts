@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import Stripe from 'stripe';
@@ -7,16 +6,16 @@ import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { STATUS_BY_CODE } from '../common/errors/http-exception.filter';
+import { requestIdFor } from '../logging/logging.module';
 import { webhooksRejected } from '../metrics/metrics';
 import { StripeClient } from '../payments/psp/stripe.client';
 import { WebhookInbox } from './webhook-inbox.service';
 
-export const WEBHOOK_PATH = '/webhooks/stripe';
+const WEBHOOK_PATH = '/webhooks/stripe';
 /** Same limit as every other body (bootstrap's BODY_LIMIT): a Stripe event is a few kB. */
 const MAX_BODY_BYTES = 256 * 1024;
 const ACCEPTED = Buffer.from('{"received":true}');
 const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
-const REQUEST_ID = /^[\w.-]{1,64}$/;
 
 /**
  * POST /webhooks/stripe: verify -> inbox -> enqueue -> 2xx. Nothing else
@@ -43,9 +42,7 @@ export class WebhookController {
 
   /** Handles one request end to end; never throws. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    res.setHeader('X-Request-Id', requestId);
+    const requestId = requestIdFor(req, res);
     const declared = Number(req.headers['content-length']);
     if (declared > MAX_BODY_BYTES) return this.refuse(res, requestId, 413, 'Request body is too large', 'too_large', req);
     const chunks: Buffer[] = [];

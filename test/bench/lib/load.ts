@@ -66,10 +66,6 @@ export async function postEvents(
 
 /** Closed loop on POST /orders with a JSON body. */
 export async function postOrders(baseUrl: string, options: { connections: number; durationS: number; body: string }): Promise<ClosedLoopResult> {
-  // With `amount`, autocannon notices the end at its next 1 s sample, so its own duration is
-  // rounded up to whole seconds: time the run from the first send to the last answer instead.
-  let firstSend: number | undefined;
-  let lastAnswer = 0;
   const result = await autocannon({
     url: `${baseUrl}/orders`,
     method: 'POST',
