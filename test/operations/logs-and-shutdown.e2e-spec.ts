@@ -52,8 +52,9 @@ describe('Graceful shutdown under load', () => {
   let stack: ChildStack;
 
   beforeAll(async () => {
-    // The mock delivers to the first instance; a second one takes over when the first stops.
-    stack = await startChildStack();
+    // The mock delivers to the first instance; a second one takes over when the first stops. Its
+    // latency keeps an order creation inside the app (waiting on the PSP) long enough to be in flight.
+    stack = await startChildStack({ mock: { latencyMs: 100 } });
   });
   afterAll(() => stack.stop());
 
@@ -66,7 +67,11 @@ describe('Graceful shutdown under load', () => {
     const confirming = Promise.all(orders.map((o) => stack.stripe.paymentIntents.confirm(o.payment.id, { payment_method: 'pm_card_visa' })));
     await new Promise((r) => setTimeout(r, 50));
     const lateEmail = 'late-during-shutdown@example.com';
+    const intentCreates = () => stack.mock.stats().byRoute['POST /v1/payment_intents'] ?? 0;
+    const createsBefore = intentCreates();
     const orderCreates = Promise.allSettled(Array.from({ length: 10 }, () => request(stack.url).post('/orders').send(orderBody({ customerEmail: lateEmail }))));
+    // Stop only once some of them are inside the app (creating their PaymentIntent), so they are really in flight.
+    await waitFor(async () => intentCreates() > createsBefore, 'a late order creation to reach the PSP', 10_000, 2);
     const exit = await stack.apps[0].stop('SIGTERM');
     expect(exit).toBe(0);
     await confirming;
@@ -74,6 +79,7 @@ describe('Graceful shutdown under load', () => {
     // it never took (refused, or reset while still in the kernel's accept queue) created nothing.
     const results = await orderCreates;
     const answered = results.filter((r) => r.status === 'fulfilled');
+    expect(answered.length).toBeGreaterThan(0);
     for (const r of answered) expect(r.value.status).toBe(201);
     for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: string }).code).toMatch(/ECONNREFUSED|ECONNRESET/);
     const late = await stack.db.query(`SELECT count(*)::int AS n FROM orders WHERE customer_email = $1`, [lateEmail]);

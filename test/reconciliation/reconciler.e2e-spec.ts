@@ -19,14 +19,11 @@ const retrieveCalls = (stats: { byRoute: Record<string, number> }) =>
 
 describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every order right', () => {
   let stack: TestStack;
-  let db: Client;
 
   beforeAll(async () => {
     stack = await startTestStack({ mock: { faults: { dropRate: 0.2, duplicateRate: 0.2, reorderWindow: 4, delayMs: [0, 20] }, seed: 42 } });
-    db = await connect(stack.databaseUrl);
   });
   afterAll(async () => {
-    await db?.end();
     await stack?.stop();
   });
 
@@ -38,14 +35,14 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
       orders.push({ id: order.id, pi: order.payment.id });
     }
     await stack.mock.idle(30000);
-    await waitFor(() => inboxSettled(db), 'delivered events applied', 20000);
+    await waitFor(() => inboxSettled(stack.db), 'delivered events applied', 20000);
 
     const reconciler = stack.app.get(ReconcilerService);
     const pass = await reconciler.runOnce();
     expect(pass).toMatchObject({ result: 'ok' });
     // With a fifth of the deliveries dropped, the Events API had something to add.
     expect(pass.missedEvents).toBeGreaterThan(0);
-    await waitFor(() => inboxSettled(db), 'recovered events applied', 20000);
+    await waitFor(() => inboxSettled(stack.db), 'recovered events applied', 20000);
 
     for (const o of orders) {
       const truth = await pspTruth(stack.stripe, stack.mock, o.pi);
@@ -53,7 +50,7 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
       expect({ id: o.id, status: view.status, amountRefunded: view.amountRefunded }).toEqual({ id: o.id, ...truth });
       expect(historyProblems(view.history)).toBeNull();
     }
-    const recovered = (await db.query(`SELECT count(*) AS n FROM webhook_events WHERE source = 'reconciler'`)).rows[0].n;
+    const recovered = (await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE source = 'reconciler'`)).rows[0].n;
     expect(Number(recovered)).toBe(pass.missedEvents);
 
     stack.mock.resetStats();
@@ -61,7 +58,7 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
     expect(idle).toMatchObject({ result: 'ok', missedEvents: 0, stalePaymentsChecked: 0, pspCalls: 1 });
     expect(stack.mock.stats().byRoute['GET /v1/events']).toBe(1);
     expect(retrieveCalls(stack.mock.stats())).toBe(0);
-    const state = (await db.query(`SELECT events_cursor_created, last_error, last_run_at FROM reconciler_state`)).rows[0];
+    const state = (await stack.db.query(`SELECT events_cursor_created, last_error, last_run_at FROM reconciler_state`)).rows[0];
     expect(Number(state.events_cursor_created)).toBeGreaterThan(0);
     expect(state.last_error).toBeNull();
     expect(state.last_run_at).not.toBeNull();
@@ -85,15 +82,12 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
 
 describe('Reconciler: stale payments are checked with the PSP, a bounded number per pass', () => {
   let stack: TestStack;
-  let db: Client;
 
   beforeAll(async () => {
     // Nothing is delivered and every payment is stale at once.
     stack = await startTestStack({ forwardWebhooks: false, env: { RECONCILE_STALE_AFTER_MS: '0' } });
-    db = await connect(stack.databaseUrl);
   });
   afterAll(async () => {
-    await db?.end();
     await stack?.stop();
   });
 
@@ -102,8 +96,8 @@ describe('Reconciler: stale payments are checked with the PSP, a bounded number 
     const open = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
     await stack.stripe.paymentIntents.confirm(paid.payment.id, { payment_method: 'pm_card_visa' });
     // Events older than the cursor: the Events API will not bring them again, only the stale check can.
-    await db.query(`INSERT INTO reconciler_state (name, events_cursor_created) VALUES ('events', $1)`, [Math.floor(Date.now() / 1000) + 60]);
-    const before = await db.query(`SELECT id, checked_at FROM payments WHERE id = $1`, [open.payment.id]);
+    await stack.db.query(`INSERT INTO reconciler_state (name, events_cursor_created) VALUES ('events', $1)`, [Math.floor(Date.now() / 1000) + 60]);
+    const before = await stack.db.query(`SELECT id, checked_at FROM payments WHERE id = $1`, [open.payment.id]);
 
     stack.mock.resetStats();
     const pass = await stack.app.get(ReconcilerService).runOnce();
@@ -112,9 +106,9 @@ describe('Reconciler: stale payments are checked with the PSP, a bounded number 
     const view = (await request(stack.url).get(`/orders/${paid.id}`).expect(200)).body;
     expect(view.status).toBe('paid');
     expect(view.history).toEqual([expect.objectContaining({ from: 'pending_payment', to: 'paid', eventId: expect.stringMatching(/^rec_/) })]);
-    const record = (await db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [view.history[0].eventId])).rows[0];
+    const record = (await stack.db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [view.history[0].eventId])).rows[0];
     expect(record).toEqual({ source: 'reconciler', status: 'processed' });
-    const after = await db.query(`SELECT checked_at FROM payments WHERE id = $1`, [open.payment.id]);
+    const after = await stack.db.query(`SELECT checked_at FROM payments WHERE id = $1`, [open.payment.id]);
     expect(after.rows[0].checked_at.getTime()).toBeGreaterThan(before.rows[0].checked_at.getTime());
     // The paid payment is no longer open, so the next pass leaves it alone.
     stack.mock.resetStats();
@@ -124,14 +118,11 @@ describe('Reconciler: stale payments are checked with the PSP, a bounded number 
 
 describe('Reconciler: failures are recorded, not swallowed', () => {
   let stack: TestStack;
-  let db: Client;
 
   beforeAll(async () => {
     stack = await startTestStack({ env: { STRIPE_API_URL: 'http://127.0.0.1:9' } });
-    db = await connect(stack.databaseUrl);
   });
   afterAll(async () => {
-    await db?.end();
     await stack?.stop();
   });
 
@@ -139,7 +130,7 @@ describe('Reconciler: failures are recorded, not swallowed', () => {
     const pass = await stack.app.get(ReconcilerService).runOnce();
     expect(pass.result).toBe('failed');
     expect(pass.error).toMatch(/payment provider is unavailable/);
-    const state = (await db.query(`SELECT last_error FROM reconciler_state WHERE name = 'events'`)).rows[0];
+    const state = (await stack.db.query(`SELECT last_error FROM reconciler_state WHERE name = 'events'`)).rows[0];
     expect(state.last_error).toMatch(/unavailable/);
     const metrics = await request(stack.url).get('/metrics').expect(200);
     expect(metrics.text).toMatch(/settle_reconciler_passes_total\{result="failed"\} [1-9]/);

@@ -209,7 +209,15 @@ describe('stripe listen protocol (real Stripe CLI against the mock PSP sessions 
     try {
       // Drop the CLI's socket from the server side; it redials on its own.
       const internals = sessions as unknown as { sessions: Map<string, { sockets: Set<{ terminate(): void }> }> };
-      for (const s of internals.sessions.values()) for (const ws of s.sockets) ws.terminate();
+      let dropped = 0;
+      for (const s of internals.sessions.values()) {
+        for (const ws of s.sockets) {
+          ws.terminate();
+          dropped += 1;
+        }
+      }
+      // Something was really cut off, or the event below would simply arrive the normal way.
+      expect(dropped).toBeGreaterThan(0);
       const e = event('payment_intent.succeeded');
       emit(e);
       await waitFor(async () => received.some((r) => JSON.parse(r.body).id === e.event.id), 'the held event', 30000);

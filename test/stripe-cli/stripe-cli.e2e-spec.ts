@@ -1,4 +1,3 @@
-import { Client } from 'pg';
 import request from 'supertest';
 import { MockPsp } from '../../src/mock-psp';
 import { orderBody, startTestStack, TEST_WEBHOOK_SECRET, TestStack } from '../support/test-app';
@@ -67,25 +66,21 @@ describe('stripe trigger against the mock PSP', () => {
 
 describe('stripe listen forwarding the mock PSP to the backend', () => {
   let stack: TestStack;
-  let db: Client;
   const home = new CliHome();
   let listen: CliProcess | undefined;
 
   beforeAll(async () => {
     // The mock does not deliver webhooks itself here: every event reaches the app through the CLI.
     stack = await startTestStack({ forwardWebhooks: false });
-    db = new Client({ connectionString: stack.databaseUrl });
-    await db.connect();
   });
   afterAll(async () => {
     await listen?.stop();
-    await db?.end();
     await stack?.stop();
     home.remove();
   });
 
   const stored = async (id: string) =>
-    ((await db.query('SELECT type, status, source FROM webhook_events WHERE id = $1', [id])).rows[0] as { type: string; status: string; source: string } | undefined);
+    ((await stack.db.query('SELECT type, status, source FROM webhook_events WHERE id = $1', [id])).rows[0] as { type: string; status: string; source: string } | undefined);
 
   async function startListen(...args: string[]): Promise<CliProcess> {
     const cli = home.start(['listen', '--skip-update', '--api-base', stack.mock.url, '--api-key', API_KEY, '--forward-to', `${stack.url}/webhooks/stripe`, ...args]);

@@ -1,4 +1,5 @@
 import { INestApplicationContext } from '@nestjs/common';
+import { Client } from 'pg';
 import Stripe from 'stripe';
 import { AppConfig } from '../../src/config/app-config';
 import { loadConfig } from '../../src/config/env';
@@ -17,6 +18,8 @@ export interface TestStack {
   stripe: Stripe;
   admin: { Authorization: string };
   databaseUrl: string;
+  /** A connection to the suite's database, for looking at what the app wrote. */
+  db: Client;
   stop(): Promise<void>;
 }
 
@@ -40,6 +43,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   if (options.forwardWebhooks !== false) mock.setForwardTo(`${url}/webhooks/stripe`);
   const port = new URL(mock.url).port;
   const stripe = new Stripe('sk_test_settle', { host: '127.0.0.1', port, protocol: 'http', telemetry: false });
+  const db = new Client({ connectionString: database.url });
+  await db.connect();
   return {
     url,
     app,
@@ -48,8 +53,10 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     stripe,
     admin: { Authorization: `Bearer ${TEST_ADMIN_KEY}` },
     databaseUrl: database.url,
+    db,
     stop: async () => {
       mock.setForwardTo(undefined);
+      await db.end();
       await app.close();
       await mock.stop();
       await database.drop();

@@ -1,6 +1,5 @@
 import request from 'supertest';
-import Stripe from 'stripe';
-import { Client } from 'pg';
+import { signedHeader } from '../support/child-stack';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { waitFor } from '../support/wait';
 
@@ -10,15 +9,11 @@ import { waitFor } from '../support/wait';
  */
 describe('a burst of events is applied in batches, each transition once', () => {
   let stack: TestStack;
-  let db: Client;
 
   beforeAll(async () => {
     stack = await startTestStack({ forwardWebhooks: false });
-    db = new Client({ connectionString: stack.databaseUrl });
-    await db.connect();
   });
   afterAll(async () => {
-    await db?.end();
     await stack?.stop();
   });
 
@@ -38,19 +33,19 @@ describe('a burst of events is applied in batches, each transition once', () => 
     const statuses = await Promise.all(
       deliveries.map((event) => {
         const payload = JSON.stringify(event);
-        const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: stack.mock.webhookSecret });
+        const header = signedHeader(payload, { secret: stack.mock.webhookSecret });
         return request(stack.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload).then((r) => r.status);
       }),
     );
     expect(statuses.every((s) => s === 200)).toBe(true);
     await waitFor(async () => {
-      const { rows } = await db.query(`SELECT count(*)::int AS n FROM webhook_events WHERE status IN ('processed', 'ignored')`);
+      const { rows } = await stack.db.query(`SELECT count(*)::int AS n FROM webhook_events WHERE status IN ('processed', 'ignored')`);
       return rows[0].n === events.length;
     }, 'every event applied', 30_000);
 
-    const paid = await db.query(`SELECT count(*)::int AS n FROM orders WHERE id = ANY($1) AND status = 'paid'`, [orders.map((o) => o.id)]);
+    const paid = await stack.db.query(`SELECT count(*)::int AS n FROM orders WHERE id = ANY($1) AND status = 'paid'`, [orders.map((o) => o.id)]);
     expect(paid.rows[0].n).toBe(60);
-    const history = await db.query(
+    const history = await stack.db.query(
       `SELECT order_id, count(*)::int AS n FROM order_status_history WHERE order_id = ANY($1) GROUP BY order_id`,
       [orders.map((o) => o.id)],
     );

@@ -1,8 +1,7 @@
 import request from 'supertest';
 import { ChildStack, signedHeader, startChildStack } from '../support/child-stack';
+import { orderBody } from '../support/test-app';
 import { waitFor } from '../support/wait';
-
-const ORDER = { currency: 'usd', items: [{ sku: 'TSHIRT-M', name: 'T-shirt', unitAmount: 1299, quantity: 2 }, { sku: 'MUG', name: 'Mug', unitAmount: 850, quantity: 1 }], customerEmail: 'ada@example.com' };
 
 describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
   let stack: ChildStack;
@@ -24,7 +23,7 @@ describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
 
   /** A real order paid at the mock, with the mock's events for it (collected, not delivered). */
   async function paidOrder() {
-    const order = (await request(stack.url).post('/orders').send(ORDER).expect(201)).body;
+    const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
     const before = stack.mock.events().length;
     await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: 'pm_card_visa' });
     const events = stack.mock.events().slice(before).filter((e) => JSON.stringify(e.data.object).includes(order.payment.id));
@@ -95,7 +94,9 @@ describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
     await request(rotated.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', signedHeader(payload, { secret: 'whsec_old_one_123' })).send(payload).expect(200);
     const other = fakeEvent();
     await request(rotated.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', signedHeader(other)).send(other).expect(200);
-    await request(rotated.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', signedHeader(fakeEvent(), { secret: 'whsec_nobody' })).send(fakeEvent()).expect(400);
+    // The same bytes, signed with a secret the instance does not hold: only the secret is wrong.
+    const stranger = fakeEvent();
+    await request(rotated.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', signedHeader(stranger, { secret: 'whsec_nobody' })).send(stranger).expect(400);
   });
 
   it('records unknown event types and unknown objects as ignored, with 2xx', async () => {
@@ -112,12 +113,24 @@ describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
   });
 
   it('answers 2xx to a duplicate without queuing it again, and counts it', async () => {
+    /** A counter's value in GET /metrics (0 when it has no sample yet). */
+    const metric = async (line: RegExp) => Number(line.exec((await request(stack.url).get('/metrics').expect(200)).text)?.[1] ?? 0);
+    const duplicates = () => metric(/^settle_webhooks_duplicate_total (\S+)$/m);
+    // A job run for an event already applied ends as 'already_done': what a second enqueue would cause.
+    const reruns = () => metric(/^settle_event_processing_seconds_count\{outcome="already_done"\} (\S+)$/m);
+    const [duplicatesBefore, rerunsBefore] = [await duplicates(), await reruns()];
+
     const payload = fakeEvent();
     await post(payload, signedHeader(payload)).expect(200);
+    await waitFor(async () => (await rows(JSON.parse(payload).id))[0]?.status === 'ignored', 'the first delivery applied');
     await post(payload, signedHeader(payload)).expect(200);
-    expect(await rows(JSON.parse(payload).id)).toHaveLength(1);
-    const metrics = await request(stack.url).get('/metrics').expect(200);
-    expect(metrics.text).toMatch(/settle_webhooks_duplicate_total [1-9]/);
+    // A later event, applied after anything the duplicate could have queued.
+    const later = fakeEvent();
+    await post(later, signedHeader(later)).expect(200);
+    await waitFor(async () => (await rows(JSON.parse(later).id))[0]?.status === 'ignored', 'the later event applied');
+
+    expect(await duplicates()).toBe(duplicatesBefore + 1);
+    expect(await reruns()).toBe(rerunsBefore);
   });
 
   it('applies 20 concurrent deliveries of one event exactly once', async () => {
@@ -158,7 +171,14 @@ describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
   }, 60000);
 
   it('is never throttled', async () => {
-    const statuses = await Promise.all(Array.from({ length: 50 }, () => post('{}', 'nope').then((r) => r.status)));
+    // An instance whose API limit is 5 a minute: the webhook route must not count against it.
+    const limited = await stack.startApp({ RATE_LIMIT_PER_MINUTE: '5' });
+    const statuses = await Promise.all(
+      Array.from({ length: 50 }, () => request(limited.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', 'nope').send('{}').then((r) => r.status)),
+    );
     expect(new Set(statuses)).toEqual(new Set([400]));
+    // The same limit does hold elsewhere, so the route above was really exempt.
+    const orders = await Promise.all(Array.from({ length: 8 }, () => request(limited.url).get('/orders/00000000-0000-4000-8000-000000000000').then((r) => r.status)));
+    expect(orders).toContain(429);
   });
 });

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import request from 'supertest';
 import Stripe from 'stripe';
+import { signedHeader } from '../support/child-stack';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { FLOWS, FlowName, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
-import { Client } from 'pg';
 import { shuffle } from '../support/shuffle';
 
 /**
@@ -15,27 +15,23 @@ import { shuffle } from '../support/shuffle';
  */
 describe('any order and duplication of real PSP events ends where the PSP is (full stack)', () => {
   let stack: TestStack;
-  let db: Client;
 
   beforeAll(async () => {
     stack = await startTestStack({ forwardWebhooks: false });
-    db = new Client({ connectionString: stack.databaseUrl });
-    await db.connect();
   });
   afterAll(async () => {
-    await db?.end();
     await stack?.stop();
   });
 
   async function deliver(event: Stripe.Event): Promise<number> {
     const payload = JSON.stringify(event);
-    const header = Stripe.webhooks.generateTestHeaderString({ payload, secret: stack.mock.webhookSecret });
+    const header = signedHeader(payload, { secret: stack.mock.webhookSecret });
     const res = await request(stack.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', header).send(payload);
     return res.status;
   }
 
   async function settled(ids: string[]): Promise<boolean> {
-    const { rows } = await db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1) AND status IN ('processed', 'ignored')`, [ids]);
+    const { rows } = await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1) AND status IN ('processed', 'ignored')`, [ids]);
     return Number(rows[0].n) === ids.length;
   }
 
