@@ -163,9 +163,9 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
     new Params(params, ['client_secret']);
     return state.paymentIntent(path.id);
   });
-  add('POST', '/v1/payment_intents/:id', ({ params, path, request }) => {
+  add('POST', '/v1/payment_intents/:id', ({ params, path }) => {
     const p = new Params(params, PI_UPDATE_PARAMS);
-    return state.updatePaymentIntent(path.id, paymentIntentInput(state, p, false), request);
+    return state.updatePaymentIntent(path.id, paymentIntentInput(state, p, false));
   });
   add('POST', '/v1/payment_intents/:id/confirm', ({ params, path, request }) => {
     const p = new Params(params, PI_CONFIRM_PARAMS);

@@ -7,6 +7,7 @@ import { StripeApiError } from './errors';
 import { EventLog, MOCK_API_VERSION } from './events';
 import { newId } from './ids';
 import { IdempotencyStore } from './idempotency';
+import { toStringList } from './params';
 import { PspState } from './psp-state';
 import { DeliveryFaults, WebhookDelivery } from './webhook-delivery';
 import { StripeCliSessions } from './stripe-cli';
@@ -213,7 +214,7 @@ export class MockPsp {
     } catch {
       return send(res, 400, new StripeApiError(400, 'invalid_request_error', 'Invalid request: the body could not be parsed as form data.'));
     }
-    const expandFields = toStringArray(params.expand);
+    const expandFields = toStringList(params.expand);
 
     const idempotencyKey = method === 'POST' ? (req.headers['idempotency-key'] as string | undefined) : undefined;
     if (idempotencyKey !== undefined) {
@@ -263,12 +264,7 @@ function isTestKey(key: string | undefined): boolean {
   return key !== undefined && /^(sk|rk)_test_\w+$/.test(key);
 }
 
-function toStringArray(value: unknown): string[] {
-  if (value === undefined) return [];
-  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
-  if (typeof value === 'object' && value !== null) return Object.values(value).filter((v): v is string => typeof v === 'string');
-  return typeof value === 'string' ? [value] : [];
-}
+
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'Content-Type': 'application/json' });

@@ -22,10 +22,6 @@ export class Params {
     return this.prefix ? `${this.prefix}[${key}]` : key;
   }
 
-  has(key: string): boolean {
-    return this.raw[key] !== undefined;
-  }
-
   string(key: string, required = false): string | undefined {
     const value = this.raw[key];
     if (value === undefined) {
@@ -109,4 +105,12 @@ export class Params {
     }
     return items as string[];
   }
+}
+
+/** A form value that may be one string, a list (`a[]=x`) or an indexed map (`a[0]=x`), as strings. */
+export function toStringList(value: unknown): string[] {
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  if (typeof value === 'string') return [value];
+  if (value && typeof value === 'object') return Object.values(value).filter((v): v is string => typeof v === 'string');
+  return [];
 }

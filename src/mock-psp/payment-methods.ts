@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { invalidParam, StripeApiError } from './errors';
+import { invalidParam, missingParam, StripeApiError } from './errors';
 import { newId, nowSeconds } from './ids';
 
 /** What confirming a PaymentIntent with this method does, following Stripe's test cards and tokens. */
@@ -95,7 +95,7 @@ function cardMethod(spec: CardSpec, billing?: Partial<Stripe.PaymentMethod.Billi
   };
 }
 
-function sepaMethod(iban: string, behaviour: Behaviour, billing?: Partial<Stripe.PaymentMethod.BillingDetails>): Stripe.PaymentMethod {
+function sepaMethod(iban: string, billing?: Partial<Stripe.PaymentMethod.BillingDetails>): Stripe.PaymentMethod {
   return {
     id: newId('pm'),
     object: 'payment_method',
@@ -141,7 +141,7 @@ export function createPaymentMethod(
       return stored;
     }
     const number = typeof details?.number === 'string' ? details.number.replace(/\s/g, '') : undefined;
-    if (!number) throw invalidParam('card[number]', 'Missing required param: card[number].', 'parameter_missing');
+    if (!number) throw missingParam('card[number]');
     const name = TEST_NUMBERS[number];
     if (!name) {
       throw new StripeApiError(402, 'card_error', 'Your card number is incorrect.', { code: 'incorrect_number', param: 'card[number]' });
@@ -151,10 +151,10 @@ export function createPaymentMethod(
   }
   if (type === 'sepa_debit') {
     const iban = typeof details?.iban === 'string' ? details.iban.replace(/\s/g, '').toUpperCase() : undefined;
-    if (!iban) throw invalidParam('sepa_debit[iban]', 'Missing required param: sepa_debit[iban].', 'parameter_missing');
+    if (!iban) throw missingParam('sepa_debit[iban]');
     const behaviour = SEPA_IBANS[iban];
     if (!behaviour) throw invalidParam('sepa_debit[iban]', 'The IBAN you provided is not a Stripe test IBAN.', 'invalid_bank_account_iban');
-    return { object: sepaMethod(iban, behaviour, billing), behaviour };
+    return { object: sepaMethod(iban, billing), behaviour };
   }
   throw invalidParam('type', `Invalid type: the mock PSP supports card and sepa_debit, not ${type}`);
 }

@@ -1,8 +1,8 @@
 import type Stripe from 'stripe';
-import { invalidParam, noSuchObject, StripeApiError } from './errors';
+import { invalidParam, missingParam, noSuchObject, StripeApiError } from './errors';
 import { AUTOMATIC, EventLog, RequestContext } from './events';
 import { newId, nowSeconds } from './ids';
-import { Behaviour, createPaymentMethod, fromTestToken, StoredPaymentMethod } from './payment-methods';
+import { createPaymentMethod, fromTestToken, StoredPaymentMethod } from './payment-methods';
 
 const CANCELABLE: readonly Stripe.PaymentIntent.Status[] = [
   'requires_payment_method',
@@ -152,8 +152,8 @@ export class PspState {
   // --------------------------------------------------------- payment intents
 
   createPaymentIntent(input: PaymentIntentInput, request: RequestContext): Stripe.PaymentIntent {
-    if (input.amount === undefined) throw invalidParam('amount', 'Missing required param: amount.', 'parameter_missing');
-    if (input.currency === undefined) throw invalidParam('currency', 'Missing required param: currency.', 'parameter_missing');
+    if (input.amount === undefined) throw missingParam('amount');
+    if (input.currency === undefined) throw missingParam('currency');
     if (input.customer) this.customer(input.customer);
     const stored = input.paymentMethod ? this.resolvePaymentMethod(input.paymentMethod, 'payment_method') : undefined;
     const id = newId('pi');
@@ -210,7 +210,7 @@ export class PspState {
     return pi;
   }
 
-  updatePaymentIntent(id: string, input: PaymentIntentInput, request: RequestContext): Stripe.PaymentIntent {
+  updatePaymentIntent(id: string, input: PaymentIntentInput): Stripe.PaymentIntent {
     const pi = this.paymentIntent(id);
     if (!UPDATABLE.includes(pi.status)) {
       throw unexpectedState(pi, `You cannot update this PaymentIntent because it has a status of ${pi.status}.`);
@@ -228,7 +228,6 @@ export class PspState {
       pi.status = 'requires_confirmation';
       pi.next_action = null;
     }
-    void request;
     return pi;
   }
 
@@ -262,7 +261,7 @@ export class PspState {
         return pi;
       case 'decline':
       case 'insufficient_funds':
-        return this.fail(pi, stored, stored.behaviour === 'decline' ? 'generic_decline' : 'insufficient_funds', request, true);
+        return this.fail(pi, stored, stored.behaviour === 'decline' ? 'generic_decline' : 'insufficient_funds', request);
       case 'delayed_success':
       case 'delayed_failure':
         return this.startProcessing(pi, stored, request);
@@ -297,8 +296,9 @@ export class PspState {
 
   private newCharge(pi: Stripe.PaymentIntent, stored: StoredPaymentMethod, status: Stripe.Charge.Status, captured: boolean): Stripe.Charge {
     const card = stored.object.card;
+    const id = newId('ch');
     const charge: Stripe.Charge = {
-      id: newId('ch'),
+      id,
       object: 'charge',
       amount: pi.amount,
       amount_captured: captured && status === 'succeeded' ? pi.amount : 0,
@@ -333,7 +333,7 @@ export class PspState {
       receipt_number: null,
       receipt_url: null,
       refunded: false,
-      refunds: { object: 'list', data: [], has_more: false, url: '' },
+      refunds: { object: 'list', data: [], has_more: false, url: `/v1/charges/${id}/refunds` },
       review: null,
       shipping: null,
       source: null,
@@ -344,7 +344,6 @@ export class PspState {
       transfer_data: null,
       transfer_group: null,
     };
-    charge.refunds = { object: 'list', data: [], has_more: false, url: `/v1/charges/${charge.id}/refunds` };
     this.charges.set(charge.id, charge);
     pi.latest_charge = charge.id;
     return charge;
@@ -354,20 +353,22 @@ export class PspState {
     pi.next_action = null;
     pi.last_payment_error = null;
     pi.payment_method = stored.object.id;
-    if (pi.capture_method === 'manual') {
-      const charge = this.newCharge(pi, stored, 'succeeded', false);
-      charge.outcome = approvedOutcome();
+    // Manual capture: authorized now, captured later (capturePaymentIntent).
+    const manual = pi.capture_method === 'manual';
+    const charge = this.newCharge(pi, stored, 'succeeded', !manual);
+    charge.outcome = approvedOutcome();
+    if (manual) {
       pi.status = 'requires_capture';
       pi.amount_capturable = pi.amount;
-      this.events.emit('charge.succeeded', charge, request);
+    } else {
+      pi.status = 'succeeded';
+      pi.amount_received = pi.amount;
+    }
+    this.events.emit('charge.succeeded', charge, request);
+    if (manual) {
       this.events.emit('payment_intent.amount_capturable_updated', pi, request);
       return pi;
     }
-    const charge = this.newCharge(pi, stored, 'succeeded', true);
-    charge.outcome = approvedOutcome();
-    pi.status = 'succeeded';
-    pi.amount_received = pi.amount;
-    this.events.emit('charge.succeeded', charge, request);
     this.events.emit('payment_intent.succeeded', pi, request);
     if (stored.behaviour === 'dispute' || stored.behaviour === 'inquiry') {
       const inquiry = stored.behaviour === 'inquiry';
@@ -376,7 +377,8 @@ export class PspState {
     return pi;
   }
 
-  private fail(pi: Stripe.PaymentIntent, stored: StoredPaymentMethod, declineCode: string, request: RequestContext, throwCardError: boolean): Stripe.PaymentIntent {
+  /** A declined card: the failed charge and its events, then the card error the API answers with. */
+  private fail(pi: Stripe.PaymentIntent, stored: StoredPaymentMethod, declineCode: string, request: RequestContext): never {
     const charge = this.newCharge(pi, stored, 'failed', false);
     const message = declineCode === 'insufficient_funds' ? 'Your card has insufficient funds.' : 'Your card was declined.';
     charge.failure_code = 'card_declined';
@@ -406,18 +408,15 @@ export class PspState {
     };
     this.events.emit('charge.failed', charge, request);
     this.events.emit('payment_intent.payment_failed', pi, request);
-    if (throwCardError) {
-      throw new StripeApiError(402, 'card_error', message, {
-        code: 'card_declined',
-        decline_code: declineCode,
-        charge: charge.id,
-        doc_url: 'https://docs.stripe.com/error-codes/card-declined',
-        payment_intent: JSON.parse(JSON.stringify(pi)),
-        payment_method: stored.object,
-        request_log_url: null,
-      });
-    }
-    return pi;
+    throw new StripeApiError(402, 'card_error', message, {
+      code: 'card_declined',
+      decline_code: declineCode,
+      charge: charge.id,
+      doc_url: 'https://docs.stripe.com/error-codes/card-declined',
+      payment_intent: JSON.parse(JSON.stringify(pi)),
+      payment_method: stored.object,
+      request_log_url: null,
+    });
   }
 
   /** Bank debits: processing now, settled (or failed) later, as SEPA does. */
@@ -666,4 +665,3 @@ function formatMoney(amount: number, currency: string): string {
   return `${(amount / 100).toFixed(2)} ${currency}`;
 }
 
-export type { Behaviour };

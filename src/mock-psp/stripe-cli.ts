@@ -4,6 +4,7 @@ import { parse as parseQuery } from 'qs';
 import Stripe from 'stripe';
 import { WebSocket, WebSocketServer } from 'ws';
 import { StripeApiError } from './errors';
+import { toStringList } from './params';
 import { newId } from './ids';
 import { signPayload } from './webhook-delivery';
 
@@ -157,17 +158,15 @@ export class StripeCliSessions {
   }
 
   /**
-   * `POST /v1/stripecli/sessions`: `body` is the raw form body or the already
-   * parsed params. Answers what `stripe listen` needs to connect, and the
+   * `POST /v1/stripecli/sessions`: `body` is the raw form body. Answers what `stripe listen` needs to connect, and the
    * signing secret it prints (`--print-secret` prints only that).
    */
-  handleSession(req: IncomingMessage, res: ServerResponse, body: string | Record<string, unknown> = {}): void {
+  handleSession(req: IncomingMessage, res: ServerResponse, body: string): void {
     if (!this.options.apiKeyOk(req.headers.authorization)) {
       stripeError(res, 401, 'Invalid API Key provided.');
       return;
     }
-    const params = typeof body === 'string' ? parseQuery(body) : body;
-    const features = toStringList(params.websocket_features);
+    const features = toStringList(parseQuery(body).websocket_features);
     if (features.length > 0 && !features.includes('webhooks')) {
       stripeError(res, 400, `The mock PSP only streams snapshot webhook events, not ${features.join(', ')}.`);
       return;
@@ -375,9 +374,4 @@ function refuseUpgrade(socket: Duplex, status: number, body: unknown): void {
   );
 }
 
-function toStringList(value: unknown): string[] {
-  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
-  if (typeof value === 'string') return [value];
-  if (value && typeof value === 'object') return Object.values(value).filter((v): v is string => typeof v === 'string');
-  return [];
-}
+

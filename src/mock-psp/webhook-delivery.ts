@@ -64,10 +64,6 @@ export class WebhookDelivery {
     this.forwardTo = url ? new URL(url) : undefined;
   }
 
-  get target(): string | undefined {
-    return this.forwardTo?.toString();
-  }
-
   setFaults(faults: DeliveryFaults, seed?: number): void {
     this.faults = { ...faults };
     this.random = seed === undefined ? Math.random : seededRandom(seed);
@@ -86,7 +82,7 @@ export class WebhookDelivery {
   /** A new event: apply the faults, then deliver. Without a forwarding URL nothing is sent. */
   enqueue(event: Stripe.Event, payload: string): void {
     if (!this.forwardTo || this.stopped) return;
-    const state: DeliveryState = { attempts: 0, delivered: false, pending: true, dropped: false, lastStatus: null, lastError: null };
+    const state = freshState();
     this.states.set(event.id, state);
     (event as { pending_webhooks: number }).pending_webhooks = 1;
     const dropDraw = this.random();
@@ -106,7 +102,7 @@ export class WebhookDelivery {
   /** Sends an event again now, whatever happened before (the dashboard's "resend"). */
   redeliver(event: Stripe.Event, payload: string): void {
     if (!this.forwardTo) throw new Error('No forwarding URL is set, so there is nowhere to redeliver to');
-    const state = this.states.get(event.id) ?? { attempts: 0, delivered: false, pending: true, dropped: false, lastStatus: null, lastError: null };
+    const state = this.states.get(event.id) ?? freshState();
     state.pending = true;
     this.states.set(event.id, state);
     void this.attempt(event, payload, false);
@@ -217,4 +213,9 @@ export class WebhookDelivery {
     this.agent.http.destroy();
     this.agent.https.destroy();
   }
+}
+
+/** An event's delivery record before its first attempt. */
+function freshState(): DeliveryState {
+  return { attempts: 0, delivered: false, pending: true, dropped: false, lastStatus: null, lastError: null };
 }
