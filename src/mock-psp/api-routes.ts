@@ -205,7 +205,8 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
   add('GET', '/v1/charges', ({ params }) => {
     const p = new Params(params, [...LIST_PARAMS, 'payment_intent', 'customer']);
     const pi = p.string('payment_intent');
-    return paginate(newestFirst(state.charges.values()).filter((c) => !pi || c.payment_intent === pi), p, '/v1/charges');
+    const customer = p.string('customer');
+    return paginate(newestFirst(state.charges.values()).filter((c) => (!pi || c.payment_intent === pi) && (!customer || c.customer === customer)), p, '/v1/charges');
   });
   add('GET', '/v1/charges/:id', ({ params, path }) => {
     new Params(params, []);
@@ -269,7 +270,8 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
   add('GET', '/v1/disputes', ({ params }) => {
     const p = new Params(params, [...LIST_PARAMS, 'charge', 'payment_intent']);
     const pi = p.string('payment_intent');
-    return paginate(newestFirst(state.disputes.values()).filter((d) => !pi || d.payment_intent === pi), p, '/v1/disputes');
+    const charge = p.string('charge');
+    return paginate(newestFirst(state.disputes.values()).filter((d) => (!pi || d.payment_intent === pi) && (!charge || d.charge === charge)), p, '/v1/disputes');
   });
   add('GET', '/v1/disputes/:id', ({ params, path }) => {
     new Params(params, []);

@@ -253,6 +253,7 @@ describe('Mock PSP through the official stripe SDK', () => {
       const pi = await newIntent({ customer: customer.id, payment_method: pm.id, confirm: true });
       expect(pi).toMatchObject({ status: 'succeeded', customer: customer.id });
       expect((await stripe.paymentIntents.list({ customer: customer.id })).data.map((p) => p.id)).toEqual([pi.id]);
+      expect((await stripe.charges.list({ customer: customer.id })).data.map((c) => c.payment_intent)).toEqual([pi.id]);
       await expect(stripe.customers.retrieve('cus_missing')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
     });
 
@@ -268,6 +269,8 @@ describe('Mock PSP through the official stripe SDK', () => {
       const disputes = await stripe.disputes.list({ payment_intent: disputed.id });
       expect(disputes.data).toHaveLength(1);
       expect(disputes.data[0]).toMatchObject({ payment_intent: disputed.id, status: 'needs_response' });
+      expect((await stripe.disputes.list({ charge: disputes.data[0]!.charge as string })).data.map((d) => d.id)).toEqual([disputes.data[0]!.id]);
+      expect((await stripe.disputes.list({ charge: charge.id })).data).toEqual([]);
     });
 
     it('a SEPA refund is pending first and then succeeds, with refund.updated and charge.refund.updated', async () => {
