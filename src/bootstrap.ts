@@ -9,10 +9,8 @@ import { AppModule } from './app.module';
 import { AppConfig } from './config/app-config';
 import { HttpExceptionFilter } from './common/errors/http-exception.filter';
 import { DomainError, ErrorCode } from './common/errors/domain-error';
-import { mountWebhookRoute, WebhookController } from './webhooks/webhook.controller';
+import { MAX_BODY_BYTES, mountWebhookRoute, WebhookController } from './webhooks/webhook.controller';
 
-/** Largest request body accepted (orders and webhooks alike); larger ones get 413. */
-export const BODY_LIMIT = '256kb';
 
 /** Builds the HTTP app (roles api and all); not yet listening. */
 export async function createHttpApp(config: AppConfig): Promise<NestExpressApplication> {
@@ -21,7 +19,8 @@ export async function createHttpApp(config: AppConfig): Promise<NestExpressAppli
     bufferLogs: true,
   });
   app.useLogger(app.get(PinoLogger));
-  app.useBodyParser('json', { limit: BODY_LIMIT });
+  // The same limit as the webhook route's: larger bodies get 413.
+  app.useBodyParser('json', { limit: MAX_BODY_BYTES });
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(
     new ValidationPipe({

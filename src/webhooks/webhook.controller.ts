@@ -12,8 +12,8 @@ import { StripeClient } from '../payments/psp/stripe.client';
 import { WebhookInbox } from './webhook-inbox.service';
 
 const WEBHOOK_PATH = '/webhooks/stripe';
-/** Same limit as every other body (bootstrap's BODY_LIMIT): a Stripe event is a few kB. */
-const MAX_BODY_BYTES = 256 * 1024;
+/** Largest request body accepted, here and by the app's JSON parser (bootstrap): a Stripe event is a few kB. */
+export const MAX_BODY_BYTES = 256 * 1024;
 const ACCEPTED = Buffer.from('{"received":true}');
 const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
 
@@ -77,9 +77,7 @@ export class WebhookController {
       await this.inbox.accept({ id: event.id, type: event.type, created: event.created }, raw.toString('utf8'), 'webhook');
     } catch (err) {
       // Not stored: a 5xx makes the PSP retry, so the event cannot be lost.
-      webhooksRejected.inc({ reason: 'storage' });
-      this.logger.error({ msg: 'could not store webhook event', eventId: event.id, requestId, error: (err as Error).message });
-      return this.refuse(res, requestId, 503, 'The event could not be stored; retry later');
+      return this.refuse(res, requestId, 503, 'The event could not be stored; retry later', 'storage', undefined, { eventId: event.id, error: (err as Error).message });
     }
     res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': ACCEPTED.length });
     res.end(ACCEPTED);
@@ -113,10 +111,12 @@ export class WebhookController {
     throw stale ? reject('stale', 'Stripe-Signature timestamp is older than the tolerance') : reject('signature', 'No valid signature for this body');
   }
 
-  private refuse(res: ServerResponse, requestId: string, status: number, message: string, reason?: string, req?: IncomingMessage): void {
+  /** Answers an error in the API's shape, and logs it once (with `detail`, what the log needs beyond the answer). */
+  private refuse(res: ServerResponse, requestId: string, status: number, message: string, reason?: string, req?: IncomingMessage, detail?: Record<string, unknown>): void {
     if (reason) webhooksRejected.inc({ reason });
-    if (status >= 500) this.logger.error({ msg: 'webhook refused', status, requestId, reason: message });
-    else this.logger.warn({ msg: 'webhook refused', status, requestId, reason: message });
+    const line = { msg: 'webhook refused', status, requestId, reason: message, ...detail };
+    if (status >= 500) this.logger.error(line);
+    else this.logger.warn(line);
     const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
     // An oversized body is not read: close the connection rather than drain it.
     res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...(req ? { Connection: 'close' } : {}) });
