@@ -1,7 +1,8 @@
 import Stripe from 'stripe';
 import { Client } from 'pg';
-import { MockPsp, MockPspOptions } from '../../src/mock-psp';
+import { MockPsp } from '../../src/mock-psp';
 import { ChildApp } from './child-app';
+import type { TestStackOptions } from './test-app';
 import { createTestDatabase, TEST_WEBHOOK_SECRET, testAppEnv } from './services';
 
 /**
@@ -28,12 +29,8 @@ export interface ChildStack {
   stop(): Promise<void>;
 }
 
-export interface ChildStackOptions {
-  env?: Record<string, string>;
-  mock?: MockPspOptions;
-  /** Deliver the mock's webhooks to the first app (default true). */
-  forwardWebhooks?: boolean;
-}
+/** The in-process stack's options; webhooks are forwarded to the first app. */
+export type ChildStackOptions = TestStackOptions;
 
 export async function startChildStack(options: ChildStackOptions = {}): Promise<ChildStack> {
   const database = await createTestDatabase();
