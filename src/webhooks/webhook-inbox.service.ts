@@ -5,8 +5,6 @@ import { Metrics } from '../metrics/metrics';
 import { InboxRepository, InboxSource } from './webhook-inbox.repository';
 import { WEBHOOK_JOB_OPTIONS, WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
 
-export type { InboxSource } from './webhook-inbox.repository';
-
 /** The few fields of an event the inbox needs; the rest stays in the raw payload. */
 export interface InboxEventHead {
   id: string;
@@ -31,7 +29,7 @@ interface PendingEvent {
 }
 
 /**
- * The inbox path shared by the webhook controller and the reconciler:
+ * The inbox path shared by the webhook handler and the reconciler:
  * store the event (the unique id makes redelivery harmless), then hand it to
  * Bull with jobId = event id (the second dedupe), then mark it queued.
  */
@@ -45,7 +43,7 @@ export class WebhookInbox implements OnModuleDestroy {
   private writing = false;
 
   constructor(
-    private readonly inbox: InboxRepository,
+    private readonly rows: InboxRepository,
     @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJob>,
     private readonly metrics: Metrics,
   ) {}
@@ -131,7 +129,7 @@ export class WebhookInbox implements OnModuleDestroy {
   }
 
   private insertMany(entries: PendingEvent[]): Promise<Set<string>> {
-    return this.inbox.insertMany(entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })), 'intake');
+    return this.rows.insertMany(entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })), 'intake');
   }
 
   private async enqueueStored(stored: PendingEvent[]): Promise<void> {
@@ -165,7 +163,7 @@ export class WebhookInbox implements OnModuleDestroy {
   /** Stores events found elsewhere (the reconciler's listing) in one INSERT, without queuing them; returns the ids that were new. */
   async storeMany(events: Array<InboxEventHead & { payload: string }>, source: InboxSource): Promise<Set<string>> {
     if (events.length === 0) return new Set();
-    const stored = await this.inbox.insertMany(events.map((e) => ({ ...e, source })), 'main');
+    const stored = await this.rows.insertMany(events.map((e) => ({ ...e, source })), 'main');
     for (const e of events) if (stored.has(e.id)) this.metrics.webhooksReceived.inc({ type: e.type });
     return stored;
   }
@@ -188,7 +186,7 @@ export class WebhookInbox implements OnModuleDestroy {
    */
   async enqueueAndMark(ids: string[]): Promise<boolean> {
     if (!(await this.enqueue(ids))) return false;
-    await this.inbox.markQueued(ids).catch((err) => this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }));
+    await this.rows.markQueued(ids).catch((err) => this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }));
     return true;
   }
 
@@ -204,7 +202,7 @@ export class WebhookInbox implements OnModuleDestroy {
       this.markTimer = undefined;
       const ids = this.toMark;
       this.toMark = [];
-      this.marking = this.inbox.markQueued(ids).catch((err) =>
+      this.marking = this.rows.markQueued(ids).catch((err) =>
         // Harmless: rows left 'received' are re-queued by the relay, and Bull's jobId dedupes.
         this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }),
       );
@@ -217,7 +215,7 @@ export class WebhookInbox implements OnModuleDestroy {
       this.markTimer = undefined;
       const ids = this.toMark;
       this.toMark = [];
-      await this.inbox.markQueued(ids).catch(() => undefined);
+      await this.rows.markQueued(ids).catch(() => undefined);
     }
     await this.marking;
   }
