@@ -86,6 +86,10 @@ export class OrdersService {
       await this.orders
         .deleteOrderWithoutPayment(order.id)
         .catch((dbErr: Error) => this.logger.error({ msg: 'could not remove an order whose PaymentIntent failed', orderId: order.id, error: dbErr.message }));
+      // The key is this new order's own: "still running" means our first try timed out and the PSP is slow, not a client's conflict.
+      if (err instanceof DomainError && err.code === ErrorCode.Conflict) {
+        throw new DomainError(ErrorCode.PspUnavailable, 'The payment provider did not answer in time while creating the PaymentIntent; retry later');
+      }
       throw err;
     }
   }
