@@ -16,15 +16,6 @@ export const INTAKE_POOL_SIZE = 2;
 export const INTAKE_LOCK_TIMEOUT_MS = 2000;
 export const INTAKE_STATEMENT_TIMEOUT_MS = 5000;
 
-const PG_LOCK_NOT_AVAILABLE = '55P03';
-const PG_QUERY_CANCELED = '57014';
-
-/** True for the intake's timeouts (lock_timeout, statement_timeout): the database is busy, not the row bad. */
-export function isTimeout(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === PG_LOCK_NOT_AVAILABLE || code === PG_QUERY_CANCELED;
-}
-
 class Connection implements Queryable {
   constructor(private readonly client: Pick<PoolClient, 'query'> | Pool) {}
 

@@ -1,4 +1,5 @@
 import type Stripe from 'stripe';
+import { DomainError, ErrorCode } from '../../src/common/errors/domain-error';
 import { Metrics } from '../../src/metrics/metrics';
 import { OPEN_INTENT_STATUSES } from '../../src/orders/order.repository';
 import { OrdersService } from '../../src/orders/orders.service';
@@ -134,6 +135,28 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     const view = await orders.cancel(o.orderId);
     expect(view.status).toBe('paid');
     expect(await history(o.orderId)).toEqual([{ from_status: 'pending_payment', to_status: 'paid', event_id: success }]);
+  });
+
+  it('leaves nothing behind when the PSP fails after the order was committed, and a retry with the same Idempotency-Key creates it', async () => {
+    const count = async (table: string) => (await tier.db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n as number;
+    const [ordersBefore, keysBefore] = [await count('orders'), await count('idempotency_keys')];
+    const body = { currency: 'usd', items: [{ sku: 'B', name: 'B', unitAmount: 500, quantity: 2 }], customerEmail: 'b@example.com' };
+    const seenOpen: number[] = [];
+    tier.psp.onCall = async () => {
+      seenOpen.push(await openTransactions(tier.db));
+      // The order and its key are committed before the PSP is asked.
+      expect(await count('idempotency_keys')).toBe(keysBefore + 1);
+      throw new DomainError(ErrorCode.PspUnavailable, 'The payment provider is unavailable while creating the PaymentIntent; retry later');
+    };
+    await expect(orders.create(body, 'svc-retry-key')).rejects.toMatchObject({ code: ErrorCode.PspUnavailable });
+    expect(seenOpen).toEqual([0]);
+    expect([await count('orders'), await count('idempotency_keys')]).toEqual([ordersBefore, keysBefore]);
+
+    tier.psp.onCall = async () => undefined;
+    const retried = await orders.create(body, 'svc-retry-key');
+    expect(retried).toMatchObject({ created: true, order: { status: 'pending_payment', payment: { id: expect.stringMatching(/^pi_fake_/) } } });
+    expect((await orders.create(body, 'svc-retry-key')).order.id).toBe(retried.order.id);
+    expect(await count('orders')).toBe(ordersBefore + 1);
   });
 
   it('scans the same open statuses as the partial index payments_open_checked_idx covers', async () => {
