@@ -47,9 +47,10 @@ function currency(p: Params, required: boolean): string | undefined {
   return checkCurrency(value);
 }
 
-function amount(p: Params, key: string, required: boolean): number | undefined {
+/** A positive amount; `chargeRulesFollow` leaves the upper limit to checkChargeAmount, whose message names the currency. */
+function amount(p: Params, key: string, required: boolean, chargeRulesFollow = false): number | undefined {
   const value = p.int(key, { required, min: 1 });
-  if (value !== undefined && value > MAXIMUM_CHARGE) {
+  if (value !== undefined && value > MAXIMUM_CHARGE && !chargeRulesFollow) {
     throw invalidParam(key, `Amount must be no more than ${MAXIMUM_CHARGE}`, 'amount_too_large');
   }
   return value;
@@ -67,7 +68,7 @@ function inlinePaymentMethod(state: PspState, p: Params): string | undefined {
 function paymentIntentInput(state: PspState, p: Params, creating: boolean): PaymentIntentInput {
   const apm = p.object('automatic_payment_methods', ['enabled', 'allow_redirects']);
   return {
-    amount: amount(p, 'amount', creating),
+    amount: amount(p, 'amount', creating, true),
     currency: currency(p, creating),
     paymentMethod: inlinePaymentMethod(state, p),
     paymentMethodTypes: p.stringArray('payment_method_types'),
@@ -194,7 +195,7 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
   // Charges
   add('POST', '/v1/charges', ({ params, request }) => {
     const p = new Params(params, ['amount', 'currency', 'source', 'capture', 'description', 'metadata', 'receipt_email', 'statement_descriptor']);
-    const chargeAmount = amount(p, 'amount', true) as number;
+    const chargeAmount = amount(p, 'amount', true, true) as number;
     const chargeCurrency = currency(p, true) as string;
     checkChargeAmount(chargeAmount, chargeCurrency);
     return state.createCharge(

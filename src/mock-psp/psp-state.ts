@@ -565,7 +565,8 @@ export class PspState {
     if (charge.disputed) {
       throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has been charged back; it cannot be refunded.`, { code: 'charge_disputed' });
     }
-    const remaining = charge.amount_captured - charge.amount_refunded;
+    // Not amount_captured: after a partial capture, the released rest already counts in amount_refunded.
+    const remaining = charge.amount - charge.amount_refunded;
     if (remaining <= 0) {
       throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has already been refunded.`, { code: 'charge_already_refunded' });
     }
