@@ -1,3 +1,5 @@
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { MockPsp } from '../../src/mock-psp';
 import { waitFor } from '../support/wait';
@@ -157,6 +159,12 @@ describe('Mock PSP: manual capture', () => {
     await expect(stripe.paymentIntents.capture(pi.id)).rejects.toMatchObject({ code: 'payment_intent_unexpected_state' });
   });
 
+  it('does not make idle() wait for an open capture window (days of mock time)', async () => {
+    await authorize();
+    expect(mock.sizes().authorizationWindows).toBeGreaterThan(0);
+    await expect(mock.idle(2000)).resolves.toBeUndefined();
+  });
+
   it('gives a legacy uncaptured charge (capture=false) the same window, and captures it by charge', async () => {
     const ch = await stripe.charges.create({ amount: 3000, currency: 'usd', source: 'tok_visa', capture: false });
     expect(ch).toMatchObject({ captured: false });
@@ -239,14 +247,18 @@ describe('Mock PSP: retention (idempotency keys 24 h, events 30 days, scaled)', 
   });
 
   it('keeps events 30 scaled days: older ones leave the Events list and retrieve answers 404; settled objects go with them', async () => {
-    // 30 days become about 2.6 s (and 24 hours about 86 ms).
-    const mock = await MockPsp.start({ port: 0, timeScale: 1e-6 });
+    // 30 days become about 2.6 s (and 24 hours about 86 ms). Webhooks go to a receiver, so delivery records exist too.
+    const receiver = http.createServer((req, res) => req.resume().on('end', () => res.writeHead(200).end()));
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const forwardTo = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/webhooks`;
+    const mock = await MockPsp.start({ port: 0, timeScale: 1e-6, forwardTo });
     try {
       const stripe = sdk(mock);
       const old = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
       const oldEvents = mock.events().map((e) => e.id);
       expect(oldEvents).toHaveLength(3);
       expect((await stripe.events.retrieve(oldEvents[0])).id).toBe(oldEvents[0]);
+      await waitFor(async () => oldEvents.every((id) => mock.deliveryState(id)?.delivered), 'the old events to be delivered');
 
       // Events go at their emission time; objects by their `created` second, so up to a second later.
       await waitFor(async () => mock.events().length === 0 && mock.sizes().paymentIntents === 0, 'the old events and objects to be swept', 15_000);
@@ -262,8 +274,10 @@ describe('Mock PSP: retention (idempotency keys 24 h, events 30 days, scaled)', 
       await expect(stripe.paymentIntents.retrieve(old.id)).rejects.toMatchObject({ statusCode: 404 });
       await expect(stripe.charges.retrieve(old.latest_charge as string)).rejects.toMatchObject({ statusCode: 404 });
       expect(mock.sizes()).toMatchObject({ paymentIntents: 1, charges: 0, paymentMethods: 0 });
+      expect(oldEvents.map((id) => mock.deliveryState(id))).toEqual([undefined, undefined, undefined]);
     } finally {
       await mock.stop();
+      await new Promise((resolve) => receiver.close(resolve));
     }
   });
 });
