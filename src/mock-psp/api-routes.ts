@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
+import { checkChargeAmount, checkCurrency, MAXIMUM_CHARGE } from './currencies';
 import { invalidParam, noSuchObject, StripeApiError } from './errors';
 import { RequestContext } from './events';
-import { checkChargeAmount, checkCurrency, MAXIMUM_CHARGE } from './currencies';
 import { Params } from './params';
 import { PaymentIntentInput, PspState } from './psp-state';
 import { WebhookDelivery } from './webhook-delivery';
