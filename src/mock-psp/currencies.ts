@@ -48,9 +48,11 @@ const WHOLE_UNITS_IN_TWO_DECIMALS: ReadonlySet<string> = new Set(['isk']);
 export function checkCurrency(value: string): string {
   const code = value.toLowerCase();
   if (!SUPPORTED.has(code)) {
-    throw new StripeApiError(400, 'invalid_request_error', `Invalid currency: ${value}. Stripe currently supports these currencies: ${SUPPORTED_CURRENCIES.join(', ')}`, {
-      param: 'currency',
-    });
+    throw validation(
+      new StripeApiError(400, 'invalid_request_error', `Invalid currency: ${value}. Stripe currently supports these currencies: ${SUPPORTED_CURRENCIES.join(', ')}`, {
+        param: 'currency',
+      }),
+    );
   }
   return code;
 }
@@ -59,14 +61,20 @@ export function checkCurrency(value: string): string {
 export function checkChargeAmount(amount: number, currency: string, param = 'amount'): void {
   const minimum = MINIMUM_CHARGE[currency] ?? 1;
   if (amount < minimum) {
-    throw invalidParam(param, `Amount must be at least ${formatAmount(minimum, currency)} ${currency}`, 'amount_too_small');
+    throw validation(invalidParam(param, `Amount must be at least ${formatAmount(minimum, currency)} ${currency}`, 'amount_too_small'));
   }
   if (amount > MAXIMUM_CHARGE) {
-    throw invalidParam(param, `Amount must be no more than ${formatAmount(MAXIMUM_CHARGE, currency)} ${currency}`, 'amount_too_large');
+    throw validation(invalidParam(param, `Amount must be no more than ${formatAmount(MAXIMUM_CHARGE, currency)} ${currency}`, 'amount_too_large'));
   }
   if (WHOLE_UNITS_IN_TWO_DECIMALS.has(currency) && amount % 100 !== 0) {
-    throw invalidParam(param, `Amounts in ${currency} are whole units written with two decimals of 00: ${amount} is not a multiple of 100.`, 'invalid_charge_amount');
+    throw validation(invalidParam(param, `Amounts in ${currency} are whole units written with two decimals of 00: ${amount} is not a multiple of 100.`, 'invalid_charge_amount'));
   }
+}
+
+/** These refusals are input validation: an Idempotency-Key sent with them stays free for a corrected request. */
+function validation(err: StripeApiError): StripeApiError {
+  err.rejectedBeforeExecution = true;
+  return err;
 }
 
 /** `1234` usd -> `12.34`; `1234` jpy -> `1,234` (as Stripe's messages write amounts). */

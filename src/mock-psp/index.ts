@@ -270,7 +270,7 @@ export class MockPsp {
         status = err.statusCode;
         answer = err;
         // Like Stripe, a request rejected by validation never ran, so its key stays reusable.
-        executed = !(status === 400 && typeof err.extra.code === 'string' && err.extra.code.startsWith('parameter_'));
+        executed = !(status === 400 && (err.rejectedBeforeExecution || (typeof err.extra.code === 'string' && err.extra.code.startsWith('parameter_'))));
       } else {
         status = 500;
         answer = new StripeApiError(500, 'api_error', `The mock PSP failed: ${(err as Error).message}`);

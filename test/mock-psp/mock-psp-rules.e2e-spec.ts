@@ -70,6 +70,14 @@ describe("Mock PSP: Stripe's input rules for currency and amount", () => {
     expect(await stripe.paymentIntents.create({ amount: 1, currency: 'krw', payment_method: 'pm_card_visa', confirm: true })).toMatchObject({ amount: 1, status: 'succeeded' });
   });
 
+  it('saves no answer under an Idempotency-Key for these refusals, so the corrected request can reuse the key', async () => {
+    await expect(stripe.paymentIntents.create({ amount: 2000, currency: 'xyz' }, { idempotencyKey: 'rules-retry-1' })).rejects.toMatchObject({ param: 'currency' });
+    await expect(stripe.paymentIntents.create({ amount: 10, currency: 'usd' }, { idempotencyKey: 'rules-retry-1' })).rejects.toMatchObject({ code: 'amount_too_small' });
+    const fixed = await stripe.paymentIntents.create({ amount: 2000, currency: 'usd' }, { idempotencyKey: 'rules-retry-1' });
+    expect(fixed).toMatchObject({ amount: 2000, currency: 'usd' });
+    expect(fixed.lastResponse.headers['idempotent-replayed']).toBeUndefined();
+  });
+
   it('checks an update against the amount and currency the PaymentIntent ends up with', async () => {
     const pi = await stripe.paymentIntents.create({ amount: 600, currency: 'usd' });
     await expect(stripe.paymentIntents.update(pi.id, { currency: 'mxn' })).rejects.toMatchObject({ code: 'amount_too_small', param: 'amount' });
