@@ -1,4 +1,5 @@
 import type Stripe from 'stripe';
+import { checkChargeAmount, checkCurrency, MAXIMUM_CHARGE } from './currencies';
 import { invalidParam, noSuchObject, StripeApiError } from './errors';
 import { RequestContext } from './events';
 import { Params } from './params';
@@ -40,20 +41,17 @@ const PI_CONFIRM_PARAMS = [
 const LIST_PARAMS = ['limit', 'starting_after', 'ending_before', 'created'];
 const CREATED_FILTER = ['gt', 'gte', 'lt', 'lte'];
 
-/** Stripe's largest amount for one charge, in minor units. */
-const MAX_AMOUNT = 99_999_999;
-
 function currency(p: Params, required: boolean): string | undefined {
   const value = p.string('currency', required);
   if (value === undefined) return undefined;
-  if (!/^[a-zA-Z]{3}$/.test(value)) throw invalidParam('currency', `Invalid currency: ${value}. Stripe currencies are three-letter ISO codes.`);
-  return value.toLowerCase();
+  return checkCurrency(value);
 }
 
-function amount(p: Params, key: string, required: boolean): number | undefined {
+/** A positive amount; `chargeRulesFollow` leaves the upper limit to checkChargeAmount, whose message names the currency. */
+function amount(p: Params, key: string, required: boolean, chargeRulesFollow = false): number | undefined {
   const value = p.int(key, { required, min: 1 });
-  if (value !== undefined && value > MAX_AMOUNT) {
-    throw invalidParam(key, `Amount must be no more than ${MAX_AMOUNT}`, 'amount_too_large');
+  if (value !== undefined && value > MAXIMUM_CHARGE && !chargeRulesFollow) {
+    throw invalidParam(key, `Amount must be no more than ${MAXIMUM_CHARGE}`, 'amount_too_large');
   }
   return value;
 }
@@ -70,7 +68,7 @@ function inlinePaymentMethod(state: PspState, p: Params): string | undefined {
 function paymentIntentInput(state: PspState, p: Params, creating: boolean): PaymentIntentInput {
   const apm = p.object('automatic_payment_methods', ['enabled', 'allow_redirects']);
   return {
-    amount: amount(p, 'amount', creating),
+    amount: amount(p, 'amount', creating, true),
     currency: currency(p, creating),
     paymentMethod: inlinePaymentMethod(state, p),
     paymentMethodTypes: p.stringArray('payment_method_types'),
@@ -151,7 +149,9 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
   // PaymentIntents
   add('POST', '/v1/payment_intents', ({ params, request }) => {
     const p = new Params(params, PI_CREATE_PARAMS);
-    return state.createPaymentIntent(paymentIntentInput(state, p, true), request);
+    const input = paymentIntentInput(state, p, true);
+    checkChargeAmount(input.amount as number, input.currency as string);
+    return state.createPaymentIntent(input, request);
   });
   add('GET', '/v1/payment_intents', ({ params }) => {
     const p = new Params(params, [...LIST_PARAMS, 'customer']);
@@ -165,7 +165,12 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
   });
   add('POST', '/v1/payment_intents/:id', ({ params, path }) => {
     const p = new Params(params, PI_UPDATE_PARAMS);
-    return state.updatePaymentIntent(path.id, paymentIntentInput(state, p, false));
+    const input = paymentIntentInput(state, p, false);
+    if (input.amount !== undefined || input.currency !== undefined) {
+      const current = state.paymentIntent(path.id);
+      checkChargeAmount(input.amount ?? current.amount, input.currency ?? current.currency);
+    }
+    return state.updatePaymentIntent(path.id, input);
   });
   add('POST', '/v1/payment_intents/:id/confirm', ({ params, path, request }) => {
     const p = new Params(params, PI_CONFIRM_PARAMS);
@@ -190,10 +195,13 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
   // Charges
   add('POST', '/v1/charges', ({ params, request }) => {
     const p = new Params(params, ['amount', 'currency', 'source', 'capture', 'description', 'metadata', 'receipt_email', 'statement_descriptor']);
+    const chargeAmount = amount(p, 'amount', true, true) as number;
+    const chargeCurrency = currency(p, true) as string;
+    checkChargeAmount(chargeAmount, chargeCurrency);
     return state.createCharge(
       {
-        amount: amount(p, 'amount', true) as number,
-        currency: currency(p, true) as string,
+        amount: chargeAmount,
+        currency: chargeCurrency,
         source: p.requiredString('source'),
         capture: p.bool('capture') ?? true,
         description: p.string('description'),

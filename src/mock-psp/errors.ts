@@ -1,5 +1,8 @@
 /** An error answered in Stripe's shape: `{"error": {type, code, message, param, ...}}`. */
 export class StripeApiError extends Error {
+  /** Refused by validation before anything ran (Stripe then saves no idempotent answer); not part of the JSON. */
+  rejectedBeforeExecution = false;
+
   constructor(
     readonly statusCode: number,
     readonly type: 'invalid_request_error' | 'card_error' | 'idempotency_error' | 'api_error',

@@ -20,6 +20,8 @@ export type EventListener = (event: Stripe.Event, payload: string) => void;
  */
 export class EventLog {
   private readonly log: Stripe.Event[] = [];
+  /** When each event in `log` was emitted (ms), for retention at a finer grain than `created`. */
+  private readonly emittedAt: number[] = [];
   private readonly byId = new Map<string, Stripe.Event>();
   private readonly listeners = new Set<EventListener>();
 
@@ -39,6 +41,7 @@ export class EventLog {
       type,
     } as unknown as Stripe.Event;
     this.log.push(event);
+    this.emittedAt.push(Date.now());
     this.byId.set(event.id, event);
     const payload = JSON.stringify(event, null, 2);
     for (const listener of this.listeners) listener(event, payload);
@@ -57,5 +60,16 @@ export class EventLog {
   /** Oldest first. */
   all(): readonly Stripe.Event[] {
     return this.log;
+  }
+
+  /** Forgets events emitted before `notBefore` (ms), as Stripe keeps events 30 days; returns them. */
+  prune(notBefore: number): Stripe.Event[] {
+    let count = 0;
+    while (count < this.emittedAt.length && this.emittedAt[count] < notBefore) count += 1;
+    if (count === 0) return [];
+    this.emittedAt.splice(0, count);
+    const removed = this.log.splice(0, count);
+    for (const event of removed) this.byId.delete(event.id);
+    return removed;
   }
 }

@@ -1,6 +1,8 @@
 import { StripeApiError } from './errors';
 
 interface Entry {
+  /** When the key was first used (ms); Stripe forgets keys 24 hours after that. */
+  createdAt: number;
   fingerprint: string;
   done: boolean;
   status: number;
@@ -15,12 +17,18 @@ interface Entry {
 export class IdempotencyStore {
   private readonly entries = new Map<string, Entry>();
 
-  /** Returns a saved answer to replay, or undefined after reserving the key for this request. */
-  begin(scope: string, key: string, fingerprint: string): { status: number; body: string } | undefined {
+  /**
+   * Returns a saved answer to replay, or undefined after reserving the key for
+   * this request. A key first used before `notBefore` (ms) has expired and
+   * counts as new, as at Stripe after 24 hours.
+   */
+  begin(scope: string, key: string, fingerprint: string, notBefore = -Infinity): { status: number; body: string } | undefined {
     const id = `${scope}\u0000${key}`;
     const entry = this.entries.get(id);
-    if (!entry) {
-      this.entries.set(id, { fingerprint, done: false, status: 0, body: '' });
+    if (!entry || entry.createdAt < notBefore) {
+      // Deleted first so the Map stays in first-use order, which prune() relies on.
+      this.entries.delete(id);
+      this.entries.set(id, { createdAt: Date.now(), fingerprint, done: false, status: 0, body: '' });
       return undefined;
     }
     if (entry.fingerprint !== fingerprint) {
@@ -54,5 +62,21 @@ export class IdempotencyStore {
     entry.done = true;
     entry.status = status;
     entry.body = body;
+  }
+
+  /** Forgets keys first used before `notBefore` (ms); returns how many. */
+  prune(notBefore: number): number {
+    let removed = 0;
+    // Insertion order is first-use order, so the expired keys are at the front.
+    for (const [id, entry] of this.entries) {
+      if (entry.createdAt >= notBefore) break;
+      this.entries.delete(id);
+      removed += 1;
+    }
+    return removed;
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 }

@@ -3,12 +3,14 @@ import { AddressInfo } from 'node:net';
 import qs from 'qs';
 import type Stripe from 'stripe';
 import { apiRoutes, expand, Route } from './api-routes';
+import { AuthorizationWindows, lapseAuthorization } from './capture';
 import { StripeApiError } from './errors';
 import { EventLog, MOCK_API_VERSION } from './events';
 import { newId } from './ids';
 import { IdempotencyStore } from './idempotency';
 import { toStringList } from './params';
 import { PspState } from './psp-state';
+import { Retention } from './retention';
 import { DeliveryFaults, WebhookDelivery } from './webhook-delivery';
 import { StripeCliSessions } from './stripe-cli';
 import { DEFAULT_MOCK_PSP_PORT, DEFAULT_MOCK_WEBHOOK_SECRET, MockPspOptions } from './mock-psp-options';
@@ -47,17 +49,23 @@ export class MockPsp {
   private readonly latencyMs: number;
   /** Holds PaymentIntent creations this long (a PSP that hangs); see stallPaymentIntentCreation. */
   private createStallMs = 0;
+  private readonly retention: Retention;
 
   private constructor(private readonly options: MockPspOptions) {
     this.webhookSecret = options.webhookSecret ?? DEFAULT_MOCK_WEBHOOK_SECRET;
     this.timeScale = options.timeScale ?? 1;
     this.latencyMs = options.latencyMs ?? 0;
     this.state = new PspState(this.log, (ms, action) => this.schedule(ms, action));
+    this.state.authorizationWindows = new AuthorizationWindows(this.timeScale, (id) =>
+      lapseAuthorization(this.state.paymentIntents, this.state.charges, this.log, id),
+    );
     this.delivery = new WebhookDelivery({ secret: this.webhookSecret, timeScale: this.timeScale, maxAttempts: options.maxDeliveryAttempts ?? 8 });
     this.delivery.setForwardTo(options.forwardTo);
     this.delivery.setFaults(options.faults ?? {}, options.seed);
     this.log.subscribe((event, payload) => this.delivery.enqueue(event, payload));
     this.routes = apiRoutes(this.state, this.delivery);
+    this.retention = new Retention(this.timeScale, { idempotency: this.idempotency, events: this.log, delivery: this.delivery, state: this.state });
+    this.retention.start();
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 65_000;
     this.server.on('upgrade', (req, socket, head) => {
@@ -109,6 +117,20 @@ export class MockPsp {
   }
 
 
+  /** How much the mock holds now (what retention bounds), for soak runs and tests. */
+  sizes(): Record<string, number> {
+    return {
+      events: this.log.all().length,
+      idempotencyKeys: this.idempotency.size,
+      deliveryRecords: this.delivery.recordCount,
+      paymentIntents: this.state.paymentIntents.size,
+      charges: this.state.charges.size,
+      refunds: this.state.refunds.size,
+      paymentMethods: this.state.paymentMethods.size,
+      authorizationWindows: this.state.authorizationWindows?.size ?? 0,
+    };
+  }
+
   stats(): MockPspStats {
     return { requests: this.stats_.requests, byRoute: { ...this.stats_.byRoute } };
   }
@@ -159,6 +181,8 @@ export class MockPsp {
     this.stopped = true;
     for (const timer of this.scheduled) clearTimeout(timer);
     this.scheduled.clear();
+    this.state.authorizationWindows?.stop();
+    this.retention.stop();
     this.delivery.stop();
     await this.stripeCli.close();
     await new Promise<void>((resolve) => {
@@ -226,7 +250,7 @@ export class MockPsp {
     const idempotencyKey = method === 'POST' ? (req.headers['idempotency-key'] as string | undefined) : undefined;
     if (idempotencyKey !== undefined) {
       try {
-        const saved = this.idempotency.begin(key, idempotencyKey, `${method} ${url.pathname} ${body}`);
+        const saved = this.idempotency.begin(key, idempotencyKey, `${method} ${url.pathname} ${body}`, this.retention.keysNotBefore());
         if (saved) {
           res.setHeader('Idempotent-Replayed', 'true');
           res.setHeader('Idempotency-Key', idempotencyKey);
@@ -254,7 +278,7 @@ export class MockPsp {
         status = err.statusCode;
         answer = err;
         // Like Stripe, a request rejected by validation never ran, so its key stays reusable.
-        executed = !(status === 400 && typeof err.extra.code === 'string' && err.extra.code.startsWith('parameter_'));
+        executed = !(status === 400 && (err.rejectedBeforeExecution || (typeof err.extra.code === 'string' && err.extra.code.startsWith('parameter_'))));
       } else {
         status = 500;
         answer = new StripeApiError(500, 'api_error', `The mock PSP failed: ${(err as Error).message}`);

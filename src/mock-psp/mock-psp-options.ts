@@ -15,7 +15,8 @@ export interface MockPspOptions {
   seed?: number;
   /**
    * Multiplies the mock's own waits (webhook retry backoff, SEPA settlement,
-   * dispute opening): 1 is "seconds", tests use 0.01.
+   * dispute opening, the 7-day capture window, 24-hour idempotency keys,
+   * 30 days of events): 1 is real time, tests use 0.01.
    */
   timeScale?: number;
   maxDeliveryAttempts?: number;

@@ -1,4 +1,5 @@
 import type Stripe from 'stripe';
+import { AuthorizationWindows, setCaptureBefore } from './capture';
 import { invalidParam, missingParam, noSuchObject, StripeApiError } from './errors';
 import { AUTOMATIC, EventLog, RequestContext } from './events';
 import { newId, nowSeconds } from './ids';
@@ -44,6 +45,9 @@ export class PspState {
   readonly disputes = new Map<string, Stripe.Dispute>();
   readonly customers = new Map<string, Stripe.Customer>();
   readonly paymentMethods = new Map<string, StoredPaymentMethod>();
+
+  /** Capture windows of manual-capture authorizations (set by MockPsp; without it, authorizations never lapse). */
+  authorizationWindows?: AuthorizationWindows;
 
   constructor(readonly events: EventLog, private readonly schedule: Scheduler) {}
 
@@ -360,6 +364,8 @@ export class PspState {
     if (manual) {
       pi.status = 'requires_capture';
       pi.amount_capturable = pi.amount;
+      const captureBefore = this.authorizationWindows?.open(pi.id);
+      if (captureBefore !== undefined) setCaptureBefore(charge, captureBefore);
     } else {
       pi.status = 'succeeded';
       pi.amount_received = pi.amount;
@@ -466,6 +472,7 @@ export class PspState {
       throw invalidParam('amount_to_capture', `The amount to capture (${amount}) is greater than the amount capturable (${pi.amount_capturable}).`, 'amount_too_large');
     }
     const charge = this.charge(pi.latest_charge as string);
+    this.authorizationWindows?.close(pi.id);
     charge.captured = true;
     charge.amount_captured = amount;
     charge.amount_refunded = charge.amount - amount;
@@ -487,6 +494,7 @@ export class PspState {
       );
     }
     const wasAuthorized = pi.status === 'requires_capture';
+    this.authorizationWindows?.close(pi.id);
     pi.status = 'canceled';
     pi.canceled_at = nowSeconds();
     pi.cancellation_reason = reason ?? null;
@@ -557,7 +565,8 @@ export class PspState {
     if (charge.disputed) {
       throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has been charged back; it cannot be refunded.`, { code: 'charge_disputed' });
     }
-    const remaining = charge.amount_captured - charge.amount_refunded;
+    // Not amount_captured: after a partial capture, the released rest already counts in amount_refunded.
+    const remaining = charge.amount - charge.amount_refunded;
     if (remaining <= 0) {
       throw new StripeApiError(400, 'invalid_request_error', `Charge ${charge.id} has already been refunded.`, { code: 'charge_already_refunded' });
     }

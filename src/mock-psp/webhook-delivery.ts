@@ -74,6 +74,16 @@ export class WebhookDelivery {
     return this.states.get(eventId);
   }
 
+  /** Drops the delivery record of an event the log no longer keeps (a retry still due re-creates nothing). */
+  forget(eventId: string): void {
+    this.states.delete(eventId);
+  }
+
+  /** Delivery records kept. */
+  get recordCount(): number {
+    return this.states.size;
+  }
+
   /** Nothing waiting, buffered or on the wire. */
   get busy(): boolean {
     return this.inFlight > 0 || this.timers.size > 0 || this.reorderBuffer.length > 0;
