@@ -38,7 +38,7 @@ const PI_CONFIRM_PARAMS = [
   'payment_method', 'return_url', 'off_session', 'capture_method', 'mandate_data', 'payment_method_options', 'payment_method_data',
   'payment_method_types', 'receipt_email', 'setup_future_usage', 'shipping', 'error_on_requires_action', 'use_stripe_sdk', 'radar_options',
 ];
-const LIST_PARAMS = ['limit', 'starting_after', 'ending_before', 'created'];
+export const LIST_PARAMS = ['limit', 'starting_after', 'ending_before', 'created'];
 const CREATED_FILTER = ['gt', 'gte', 'lt', 'lte'];
 
 /** Stripe's largest amount for one charge, in minor units. */

@@ -18,7 +18,7 @@ describe('Mock PSP: dispute outcomes and late refund failures', () => {
 
   /** Pays with a dispute test card and returns the dispute, listed right after the payment as the CLI's fixtures do. */
   async function disputedPayment(paymentMethod = 'pm_card_createDispute'): Promise<{ pi: Stripe.PaymentIntent; dispute: Stripe.Dispute }> {
-    const pi = await stripe.paymentIntents.create({ amount: 4200, currency: 'usd', payment_method: paymentMethod, confirm: true, payment_method_types: ['card'] });
+    const pi = await stripe.paymentIntents.create({ amount: 4200, currency: 'usd', payment_method: paymentMethod, confirm: true });
     const listed = await stripe.disputes.list({ payment_intent: pi.id });
     expect(listed.data).toHaveLength(1);
     return { pi, dispute: listed.data[0]! };
@@ -134,7 +134,7 @@ describe('Mock PSP: dispute outcomes and late refund failures', () => {
 
   describe('refunds that fail later (pm_card_refundFail)', () => {
     it('the refund starts succeeded, then turns failed with failure_reason; the charge counts it unrefunded again', async () => {
-      const pi = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_refundFail', confirm: true, payment_method_types: ['card'] });
+      const pi = await stripe.paymentIntents.create({ amount: 3000, currency: 'usd', payment_method: 'pm_card_refundFail', confirm: true });
       expect(pi.status).toBe('succeeded');
       const refund = await stripe.refunds.create({ payment_intent: pi.id, amount: 1000 });
       expect(refund.status).toBe('succeeded');
@@ -160,7 +160,7 @@ describe('Mock PSP: dispute outcomes and late refund failures', () => {
     it('card number 4000000000005126 behaves the same', async () => {
       const pm = await stripe.paymentMethods.create({ type: 'card', card: { number: '4000000000005126', exp_month: 12, exp_year: 2035 } });
       expect(pm.card?.last4).toBe('5126');
-      const pi = await stripe.paymentIntents.create({ amount: 1500, currency: 'eur', payment_method: pm.id, confirm: true, payment_method_types: ['card'] });
+      const pi = await stripe.paymentIntents.create({ amount: 1500, currency: 'eur', payment_method: pm.id, confirm: true });
       const refund = await stripe.refunds.create({ payment_intent: pi.id });
       await mock.idle();
       expect((await stripe.refunds.retrieve(refund.id)).status).toBe('failed');
@@ -168,7 +168,7 @@ describe('Mock PSP: dispute outcomes and late refund failures', () => {
     });
 
     it('a refund with pm_card_visa never fails', async () => {
-      const pi = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, payment_method_types: ['card'] });
+      const pi = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
       const refund = await stripe.refunds.create({ payment_intent: pi.id });
       await mock.idle();
       expect((await stripe.refunds.retrieve(refund.id)).status).toBe('succeeded');
@@ -176,7 +176,7 @@ describe('Mock PSP: dispute outcomes and late refund failures', () => {
     });
 
     it('updating a refund\'s metadata emits refund.updated and charge.refund.updated', async () => {
-      const pi = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true, payment_method_types: ['card'] });
+      const pi = await stripe.paymentIntents.create({ amount: 1500, currency: 'usd', payment_method: 'pm_card_visa', confirm: true });
       const refund = await stripe.refunds.create({ payment_intent: pi.id });
       const updated = await stripe.refunds.update(refund.id, { metadata: { order_id: '6735' } });
       expect(updated.metadata).toEqual({ order_id: '6735' });

@@ -26,6 +26,8 @@ export class VerifyingReceiver {
   /** Deliveries whose signature did not verify, with the reason. */
   readonly rejected: string[] = [];
   secret = '';
+  /** Answer 500 to the next N deliveries (then verify again). */
+  failNext = 0;
   private server!: http.Server;
 
   async start(): Promise<string> {
@@ -33,6 +35,11 @@ export class VerifyingReceiver {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
+        if (this.failNext > 0) {
+          this.failNext -= 1;
+          res.writeHead(500).end();
+          return;
+        }
         try {
           this.received.push(Stripe.webhooks.constructEvent(Buffer.concat(chunks), req.headers['stripe-signature'] as string, this.secret));
           res.writeHead(200).end();
