@@ -71,10 +71,10 @@ export class DisputeDesk {
   }
 
   /**
-   * Opens now the scheduled disputes a list asks about. Stripe has a test
-   * card's dispute in place by the time the confirm call returns (the CLI's
-   * dispute fixtures list it straight away); the mock keeps its delay so the
-   * dispute's webhooks follow the payment's, and cuts it short when asked.
+   * Opens now the scheduled disputes a list asks about. The Stripe CLI's
+   * dispute fixtures list the dispute straight after confirming, so Stripe
+   * has it by then; the mock keeps its delay (so the dispute's webhooks
+   * follow the payment's) and cuts it short when someone asks.
    */
   openDue(filter: { charge?: string; paymentIntent?: string }): void {
     for (const chargeId of [...this.pendingOpenings.keys()]) {
