@@ -58,7 +58,7 @@ export class MockPsp {
     this.delivery.setForwardTo(options.forwardTo);
     this.delivery.setFaults(options.faults ?? {}, options.seed);
     this.log.subscribe((event, payload) => this.delivery.enqueue(event, payload));
-    this.endpoints = new WebhookEndpoints({ timeScale: this.timeScale, maxAttempts: options.maxDeliveryAttempts ?? 8, apiVersion: MOCK_API_VERSION });
+    this.endpoints = new WebhookEndpoints({ timeScale: this.timeScale, maxAttempts: options.maxDeliveryAttempts ?? 8 });
     this.endpoints.setFaults(options.faults ?? {}, options.seed);
     this.log.subscribe((event, payload) => this.endpoints.deliver(event, payload));
     // delivery_success=false lists an event while any target still lacks it.

@@ -35,7 +35,7 @@ export class WebhookEndpoints {
   private faults: DeliveryFaults = {};
   private seed: number | undefined;
 
-  constructor(private readonly options: { timeScale: number; maxAttempts: number; apiVersion: string }) {}
+  constructor(private readonly options: { timeScale: number; maxAttempts: number }) {}
 
   create(input: WebhookEndpointInput): Stripe.WebhookEndpoint {
     if (input.url === undefined) throw missingParam('url');
