@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { checkChargeAmount, checkCurrency, MAXIMUM_CHARGE } from './currencies';
+import { EVIDENCE_FIELDS } from './disputes';
 import { invalidParam, noSuchObject, StripeApiError } from './errors';
 import { RequestContext } from './events';
 import { Params } from './params';
@@ -15,7 +16,7 @@ export interface RouteContext {
 }
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Stripe's path with `:id` placeholders; also the key of the per-route request counts. */
   pattern: string;
   regex: RegExp;
@@ -38,7 +39,7 @@ const PI_CONFIRM_PARAMS = [
   'payment_method', 'return_url', 'off_session', 'capture_method', 'mandate_data', 'payment_method_options', 'payment_method_data',
   'payment_method_types', 'receipt_email', 'setup_future_usage', 'shipping', 'error_on_requires_action', 'use_stripe_sdk', 'radar_options',
 ];
-const LIST_PARAMS = ['limit', 'starting_after', 'ending_before', 'created'];
+export const LIST_PARAMS = ['limit', 'starting_after', 'ending_before', 'created'];
 const CREATED_FILTER = ['gt', 'gte', 'lt', 'lte'];
 
 function currency(p: Params, required: boolean): string | undefined {
@@ -138,12 +139,17 @@ function newestFirst<T>(items: Iterable<T>): T[] {
   return [...items].reverse();
 }
 
+/** One route: Stripe's path pattern with `:name` placeholders, matched as named groups. */
+export function route(method: Route['method'], pattern: string, handle: Route['handle']): Route {
+  const regex = new RegExp(`^${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`);
+  return { method, pattern, regex, handle };
+}
+
 /** Every Stripe endpoint the mock serves. */
-export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
+export function apiRoutes(state: PspState, delivery: Pick<WebhookDelivery, 'state'>): Route[] {
   const routes: Route[] = [];
   const add = (method: Route['method'], pattern: string, handle: Route['handle']) => {
-    const regex = new RegExp(`^${pattern.replace(/:(\w+)/g, '(?<$1>[^/]+)')}$`);
-    routes.push({ method, pattern, regex, handle });
+    routes.push(route(method, pattern, handle));
   };
 
   // PaymentIntents
@@ -250,6 +256,10 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
     new Params(params, []);
     return state.refund(path.id);
   });
+  add('POST', '/v1/refunds/:id', ({ params, path, request }) => {
+    const p = new Params(params, ['metadata']);
+    return state.updateRefund(path.id, p.metadata(), request);
+  });
 
   // PaymentMethods and Customers (what checkout clients and the CLI's fixtures create first)
   add('POST', '/v1/payment_methods', ({ params }) => {
@@ -279,11 +289,26 @@ export function apiRoutes(state: PspState, delivery: WebhookDelivery): Route[] {
     const p = new Params(params, [...LIST_PARAMS, 'charge', 'payment_intent']);
     const pi = p.string('payment_intent');
     const charge = p.string('charge');
+    state.disputeDesk.openDue({ charge, paymentIntent: pi });
     return paginate(newestFirst(state.disputes.values()).filter((d) => (!pi || d.payment_intent === pi) && (!charge || d.charge === charge)), p, '/v1/disputes');
   });
   add('GET', '/v1/disputes/:id', ({ params, path }) => {
     new Params(params, []);
     return state.dispute(path.id);
+  });
+  add('POST', '/v1/disputes/:id', ({ params, path, request }) => {
+    const p = new Params(params, ['evidence', 'submit', 'metadata']);
+    const evidence = p.object('evidence', EVIDENCE_FIELDS);
+    const given: Record<string, string> = {};
+    for (const field of EVIDENCE_FIELDS) {
+      const value = evidence?.string(field);
+      if (value !== undefined) given[field] = value;
+    }
+    return state.disputeDesk.update(path.id, { evidence: evidence ? given : undefined, submit: p.bool('submit'), metadata: p.metadata() }, request);
+  });
+  add('POST', '/v1/disputes/:id/close', ({ params, path, request }) => {
+    new Params(params, []);
+    return state.disputeDesk.close(path.id, request);
   });
 
   // Events

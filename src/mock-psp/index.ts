@@ -13,6 +13,7 @@ import { PspState } from './psp-state';
 import { Retention } from './retention';
 import { DeliveryFaults, WebhookDelivery } from './webhook-delivery';
 import { StripeCliSessions } from './stripe-cli';
+import { webhookEndpointRoutes, WebhookEndpoints } from './webhook-endpoints';
 import { DEFAULT_MOCK_PSP_PORT, DEFAULT_MOCK_WEBHOOK_SECRET, MockPspOptions } from './mock-psp-options';
 
 export { signPayload } from './webhook-delivery';
@@ -38,6 +39,8 @@ export class MockPsp {
   private readonly log = new EventLog();
   private readonly state: PspState;
   private readonly delivery: WebhookDelivery;
+  /** Endpoints registered with POST /v1/webhook_endpoints, each delivered to besides MOCK_PSP_FORWARD_TO. */
+  private readonly endpoints: WebhookEndpoints;
   private readonly idempotency = new IdempotencyStore();
   private readonly routes: Route[];
   private readonly scheduled = new Set<NodeJS.Timeout>();
@@ -63,7 +66,12 @@ export class MockPsp {
     this.delivery.setForwardTo(options.forwardTo);
     this.delivery.setFaults(options.faults ?? {}, options.seed);
     this.log.subscribe((event, payload) => this.delivery.enqueue(event, payload));
-    this.routes = apiRoutes(this.state, this.delivery);
+    this.endpoints = new WebhookEndpoints({ timeScale: this.timeScale, maxAttempts: options.maxDeliveryAttempts ?? 8 });
+    this.endpoints.setFaults(options.faults ?? {}, options.seed);
+    this.log.subscribe((event, payload) => this.endpoints.deliver(event, payload));
+    // delivery_success=false lists an event while any target still lacks it.
+    const deliveryStates = { state: (eventId: string) => this.undeliveredState(eventId) ?? this.delivery.state(eventId) };
+    this.routes = [...apiRoutes(this.state, deliveryStates), ...webhookEndpointRoutes(this.endpoints)];
     this.retention = new Retention(this.timeScale, { idempotency: this.idempotency, events: this.log, delivery: this.delivery, state: this.state });
     this.retention.start();
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -109,6 +117,7 @@ export class MockPsp {
 
   setFaults(faults: DeliveryFaults, seed?: number): void {
     this.delivery.setFaults(faults, seed);
+    this.endpoints.setFaults(faults, seed);
   }
 
   /** Every event emitted so far, oldest first. */
@@ -139,9 +148,14 @@ export class MockPsp {
     this.stats_ = { requests: 0, byRoute: {} };
   }
 
-  /** Delivery bookkeeping for one event (attempts, delivered, dropped). */
-  deliveryState(eventId: string) {
-    return this.delivery.state(eventId);
+  /** Delivery bookkeeping for one event (attempts, delivered, dropped): to the forwarding URL, or to a registered endpoint. */
+  deliveryState(eventId: string, webhookEndpointId?: string) {
+    return webhookEndpointId ? this.endpoints.state(webhookEndpointId, eventId) : this.delivery.state(eventId);
+  }
+
+  private undeliveredState(eventId: string) {
+    const forward = this.delivery.state(eventId);
+    return forward && !forward.delivered ? forward : this.endpoints.undelivered(eventId);
   }
 
   completeAuthentication(paymentIntentId: string, outcome: 'succeed' | 'fail'): Stripe.PaymentIntent {
@@ -158,7 +172,7 @@ export class MockPsp {
   /** Resolves once no automatic change is scheduled and no delivery is waiting, buffered or in flight. */
   async idle(timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.scheduled.size > 0 || this.delivery.busy) {
+    while (this.scheduled.size > 0 || this.delivery.busy || this.endpoints.busy) {
       if (Date.now() > deadline) throw new Error(`Mock PSP still busy after ${timeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
@@ -184,6 +198,7 @@ export class MockPsp {
     this.state.authorizationWindows?.stop();
     this.retention.stop();
     this.delivery.stop();
+    this.endpoints.stop();
     await this.stripeCli.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

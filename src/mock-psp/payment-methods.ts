@@ -9,7 +9,9 @@ export type Behaviour =
   | 'insufficient_funds'
   | 'authenticate'
   | 'dispute'
+  | 'dispute_not_received'
   | 'inquiry'
+  | 'refund_fail'
   | 'delayed_success'
   | 'delayed_failure';
 
@@ -34,6 +36,8 @@ const TEST_CARDS: Record<string, CardSpec> = {
   authenticationRequiredOnSetup: { brand: 'visa', last4: '3155', funding: 'credit', behaviour: 'succeed' },
   createDispute: { brand: 'visa', last4: '0259', funding: 'credit', behaviour: 'dispute' },
   createDisputeInquiry: { brand: 'visa', last4: '1976', funding: 'credit', behaviour: 'inquiry' },
+  createDisputeProductNotReceived: { brand: 'visa', last4: '2685', funding: 'credit', behaviour: 'dispute_not_received' },
+  refundFail: { brand: 'visa', last4: '5126', funding: 'credit', behaviour: 'refund_fail' },
 };
 
 /** Test card numbers, for `card[number]`. */
@@ -48,6 +52,8 @@ const TEST_NUMBERS: Record<string, string> = {
   '4000000000003220': 'threeDSecure2Required',
   '4000000000000259': 'createDispute',
   '4000000000001976': 'createDisputeInquiry',
+  '4000000000002685': 'createDisputeProductNotReceived',
+  '4000000000005126': 'refundFail',
 };
 
 /** SEPA test IBANs: the debit settles (or fails) a while after confirmation. */

@@ -1,6 +1,7 @@
 import type Stripe from 'stripe';
 import { AuthorizationWindows, setCaptureBefore } from './capture';
 import { invalidParam, missingParam, noSuchObject, StripeApiError } from './errors';
+import { DisputeDesk, DisputeKind } from './disputes';
 import { AUTOMATIC, EventLog, RequestContext } from './events';
 import { newId, nowSeconds } from './ids';
 import { createPaymentMethod, fromTestToken, StoredPaymentMethod } from './payment-methods';
@@ -48,8 +49,11 @@ export class PspState {
 
   /** Capture windows of manual-capture authorizations (set by MockPsp; without it, authorizations never lapse). */
   authorizationWindows?: AuthorizationWindows;
+  readonly disputeDesk: DisputeDesk;
 
-  constructor(readonly events: EventLog, private readonly schedule: Scheduler) {}
+  constructor(readonly events: EventLog, private readonly schedule: Scheduler) {
+    this.disputeDesk = new DisputeDesk(this.disputes, this.charges, events, schedule);
+  }
 
   // ---------------------------------------------------------------- lookups
 
@@ -72,9 +76,7 @@ export class PspState {
   }
 
   dispute(id: string): Stripe.Dispute {
-    const dispute = this.disputes.get(id);
-    if (!dispute) throw noSuchObject('dispute', id, 'dispute');
-    return dispute;
+    return this.disputeDesk.get(id);
   }
 
   customer(id: string, param = 'customer'): Stripe.Customer {
@@ -376,10 +378,8 @@ export class PspState {
       return pi;
     }
     this.events.emit('payment_intent.succeeded', pi, request);
-    if (stored.behaviour === 'dispute' || stored.behaviour === 'inquiry') {
-      const inquiry = stored.behaviour === 'inquiry';
-      this.schedule(1000, () => this.openDispute(charge.id, inquiry));
-    }
+    const dispute = DISPUTE_CARDS[stored.behaviour];
+    if (dispute) this.disputeDesk.scheduleOpening(charge.id, dispute);
     return pi;
   }
 
@@ -605,7 +605,40 @@ export class PspState {
     this.events.emit('charge.refunded', charge, request);
     this.events.emit('refund.created', refund, request);
     if (isBankDebit) this.schedule(3000, () => this.settleRefund(refund.id));
+    if (stored?.behaviour === 'refund_fail') this.schedule(REFUND_FAILURE_DELAY_MS, () => this.failRefund(refund.id));
     return refund;
+  }
+
+  /** `POST /v1/refunds/:id`: only metadata can change; Stripe reports it as an update of the refund. */
+  updateRefund(id: string, metadata: Record<string, string> | undefined, request: RequestContext): Stripe.Refund {
+    const refund = this.refund(id);
+    if (metadata === undefined) return refund;
+    const previous = { metadata: refund.metadata };
+    refund.metadata = Object.keys(metadata).length === 0 ? {} : Object.fromEntries(Object.entries({ ...refund.metadata, ...metadata }).filter(([, v]) => v !== ''));
+    this.events.emit('refund.updated', refund, request, previous);
+    this.events.emit('charge.refund.updated', refund, request, previous);
+    return refund;
+  }
+
+  /**
+   * `pm_card_refundFail`: the card refund looked done, then the card network
+   * refused it (the card was closed), so the money stays with the merchant and
+   * the charge counts it as unrefunded again.
+   */
+  private failRefund(id: string): void {
+    const refund = this.refunds.get(id);
+    const charge = refund ? this.charges.get(refund.charge as string) : undefined;
+    if (!refund || !charge || refund.status !== 'succeeded') return;
+    const previous = { status: refund.status, failure_reason: null, failure_balance_transaction: null };
+    refund.status = 'failed';
+    refund.failure_reason = 'expired_or_canceled_card';
+    refund.failure_balance_transaction = newId('txn');
+    charge.amount_refunded -= refund.amount;
+    charge.refunded = charge.amount_refunded >= charge.amount_captured;
+    this.events.emit('refund.updated', refund, AUTOMATIC, previous);
+    this.events.emit('charge.refund.updated', refund, AUTOMATIC, previous);
+    // Stripe added refund.failed with API version 2024-10-28.acacia; the mock renders the SDK's version, which is newer.
+    this.events.emit('refund.failed', refund, AUTOMATIC, previous);
   }
 
   private settleRefund(id: string): void {
@@ -615,38 +648,17 @@ export class PspState {
     this.events.emit('refund.updated', refund, AUTOMATIC, { status: 'pending' });
     this.events.emit('charge.refund.updated', refund, AUTOMATIC, { status: 'pending' });
   }
-
-  // --------------------------------------------------------------- disputes
-
-  private openDispute(chargeId: string, inquiry: boolean): void {
-    const charge = this.charges.get(chargeId);
-    if (!charge || charge.disputed) return;
-    const dispute: Stripe.Dispute = {
-      id: newId('dp'),
-      object: 'dispute',
-      amount: charge.amount_captured - charge.amount_refunded,
-      balance_transactions: [],
-      charge: charge.id,
-      created: nowSeconds(),
-      currency: charge.currency,
-      enhanced_eligibility_types: [],
-      evidence: {} as Stripe.Dispute.Evidence,
-      evidence_details: { due_by: nowSeconds() + 7 * 86400, enhanced_eligibility: {}, has_evidence: false, past_due: false, submission_count: 0 } as Stripe.Dispute.EvidenceDetails,
-      intended_submission_method: null,
-      is_charge_refundable: inquiry,
-      livemode: false,
-      metadata: {},
-      network_reason_code: '4837',
-      payment_intent: charge.payment_intent,
-      reason: 'fraudulent',
-      status: inquiry ? 'warning_needs_response' : 'needs_response',
-    };
-    this.disputes.set(dispute.id, dispute);
-    charge.disputed = true;
-    this.events.emit('charge.dispute.created', dispute, AUTOMATIC);
-    if (!inquiry) this.events.emit('charge.dispute.funds_withdrawn', dispute, AUTOMATIC);
-  }
 }
+
+/** Mock milliseconds (scaled by MOCK_PSP_TIME_SCALE) before a `pm_card_refundFail` refund turns failed. */
+const REFUND_FAILURE_DELAY_MS = 3000;
+
+/** Test cards that open a dispute after the payment, and what kind. */
+const DISPUTE_CARDS: Partial<Record<StoredPaymentMethod['behaviour'], DisputeKind>> = {
+  dispute: { inquiry: false, reason: 'fraudulent' },
+  dispute_not_received: { inquiry: false, reason: 'product_not_received' },
+  inquiry: { inquiry: true, reason: 'fraudulent' },
+};
 
 function unexpectedState(pi: Stripe.PaymentIntent, message: string): StripeApiError {
   return new StripeApiError(400, 'invalid_request_error', message, {

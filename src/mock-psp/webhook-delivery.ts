@@ -94,7 +94,8 @@ export class WebhookDelivery {
     if (!this.forwardTo || this.stopped) return;
     const state = freshState();
     this.states.set(event.id, state);
-    (event as { pending_webhooks: number }).pending_webhooks = 1;
+    // One count per target (the forwarding URL, each registered endpoint), as Stripe counts endpoints.
+    (event as { pending_webhooks: number }).pending_webhooks += 1;
     const dropDraw = this.random();
     const duplicateDraw = this.random();
     if (this.faults.dropRate && dropDraw < this.faults.dropRate) {
@@ -165,9 +166,12 @@ export class WebhookDelivery {
       const status = await this.post(target, payload);
       state.lastStatus = status;
       if (status >= 200 && status < 300) {
+        if (!state.delivered) {
+          const counted = event as { pending_webhooks: number };
+          counted.pending_webhooks = Math.max(0, counted.pending_webhooks - 1);
+        }
         state.delivered = true;
         state.pending = false;
-        (event as { pending_webhooks: number }).pending_webhooks = 0;
         return;
       }
       state.lastError = `HTTP ${status}`;

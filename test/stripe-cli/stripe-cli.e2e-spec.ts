@@ -28,6 +28,11 @@ const TRIGGERS: Array<[string, string[]]> = [
   ['charge.captured', ['payment_intent.created', 'payment_intent.amount_capturable_updated', 'charge.captured', 'payment_intent.succeeded']],
   ['charge.refunded', ['payment_intent.created', 'payment_intent.succeeded', 'charge.succeeded', 'charge.refunded', 'refund.created']],
   ['charge.dispute.created', ['payment_intent.created', 'payment_intent.succeeded', 'charge.succeeded', 'charge.dispute.created']],
+  // The dispute fixtures list the dispute right after confirming, then update its metadata or close it.
+  ['charge.dispute.updated', ['payment_intent.created', 'payment_intent.succeeded', 'charge.succeeded', 'charge.dispute.created', 'charge.dispute.updated']],
+  ['charge.dispute.closed', ['payment_intent.created', 'payment_intent.succeeded', 'charge.succeeded', 'charge.dispute.created', 'charge.dispute.closed']],
+  // A refund whose metadata the fixture then updates.
+  ['charge.refund.updated', ['payment_intent.created', 'charge.succeeded', 'charge.refunded', 'refund.created', 'refund.updated', 'charge.refund.updated']],
   ['charge.succeeded', ['payment_intent.created', 'payment_intent.succeeded', 'charge.succeeded']],
   ['charge.failed', ['payment_intent.created', 'payment_intent.payment_failed', 'charge.failed']],
 ];
