@@ -94,7 +94,8 @@ export class DisputeDesk {
     const dispute: Stripe.Dispute = {
       id: newId('dp'),
       object: 'dispute',
-      amount: charge.amount_captured - charge.amount_refunded,
+      // Not amount_captured: after a partial capture, the released rest already counts in amount_refunded.
+      amount: charge.amount - charge.amount_refunded,
       balance_transactions: [],
       charge: charge.id,
       created,

@@ -598,7 +598,7 @@ export class PspState {
     };
     this.refunds.set(refund.id, refund);
     charge.amount_refunded += amount;
-    charge.refunded = charge.amount_refunded >= charge.amount_captured;
+    charge.refunded = charge.amount_refunded >= charge.amount;
     const list = charge.refunds ?? { object: 'list', data: [], has_more: false, url: `/v1/charges/${charge.id}/refunds` };
     list.data = [refund, ...list.data];
     charge.refunds = list;
@@ -634,7 +634,7 @@ export class PspState {
     refund.failure_reason = 'expired_or_canceled_card';
     refund.failure_balance_transaction = newId('txn');
     charge.amount_refunded -= refund.amount;
-    charge.refunded = charge.amount_refunded >= charge.amount_captured;
+    charge.refunded = charge.amount_refunded >= charge.amount;
     this.events.emit('refund.updated', refund, AUTOMATIC, previous);
     this.events.emit('charge.refund.updated', refund, AUTOMATIC, previous);
     // Stripe added refund.failed with API version 2024-10-28.acacia; the mock renders the SDK's version, which is newer.

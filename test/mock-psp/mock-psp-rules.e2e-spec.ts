@@ -144,7 +144,11 @@ describe('Mock PSP: manual capture', () => {
     expect(capturedEvent?.data.object).toMatchObject({ amount_captured: 1500, amount_refunded: 500 });
     // What was captured can be refunded, no more.
     await expect(stripe.refunds.create({ payment_intent: pi.id, amount: 1501 })).rejects.toMatchObject({ code: 'amount_too_large' });
-    expect(await stripe.refunds.create({ payment_intent: pi.id })).toMatchObject({ amount: 1500, status: 'succeeded' });
+    // A part of what was captured leaves the charge not fully refunded, and a dispute can only take what is left.
+    expect(await stripe.refunds.create({ payment_intent: pi.id, amount: 1000 })).toMatchObject({ amount: 1000, status: 'succeeded' });
+    expect(await charge(stripe, pi)).toMatchObject({ amount_refunded: 1500, refunded: false });
+    expect(await stripe.refunds.create({ payment_intent: pi.id })).toMatchObject({ amount: 500, status: 'succeeded' });
+    expect(await charge(stripe, pi)).toMatchObject({ amount_refunded: 2000, refunded: true });
     await expect(stripe.paymentIntents.capture(pi.id, { amount_to_capture: 100 })).rejects.toMatchObject({ code: 'payment_intent_unexpected_state' });
   });
 
