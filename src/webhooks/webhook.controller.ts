@@ -10,6 +10,7 @@ import { requestIdFor } from '../logging/logging.module';
 import { webhooksRejected } from '../metrics/metrics';
 import { StripeClient } from '../payments/psp/stripe.client';
 import { WebhookInbox } from './webhook-inbox.service';
+import { WebhookGate } from './webhook-gate';
 
 const WEBHOOK_PATH = '/webhooks/stripe';
 /** Largest request body accepted, here and by the app's JSON parser (bootstrap): a Stripe event is a few kB. */
@@ -19,8 +20,9 @@ const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
 
 /**
  * POST /webhooks/stripe: verify -> inbox -> enqueue -> 2xx. Nothing else
- * happens here (the queue does the work), and it is never throttled: Stripe
- * sends bursts, and refusing them only delays money.
+ * happens here (the queue does the work), and verified deliveries are never
+ * throttled: Stripe sends bursts, and refusing them only delays money. Senders
+ * of deliveries that fail verification are (WebhookGate).
  *
  * It answers at the HTTP server's front door (see mountWebhookRoute), not
  * through Express and Nest's router: this route takes the PSP's bursts, and
@@ -34,7 +36,7 @@ export class WebhookController {
   private readonly secrets: string[];
   private readonly tolerance: number;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, stripe: StripeClient, private readonly inbox: WebhookInbox) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, stripe: StripeClient, private readonly inbox: WebhookInbox, private readonly gate: WebhookGate) {
     this.webhooks = stripe.sdk.webhooks;
     this.secrets = config.stripe.webhookSecrets;
     this.tolerance = config.webhookToleranceSeconds;
@@ -43,6 +45,9 @@ export class WebhookController {
   /** Handles one request end to end; never throws. */
   handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdFor(req, res);
+    // The allowlist and the throttle of failing senders answer before anything is read.
+    const sender = this.gate.admit(req, res);
+    if (sender === undefined) return;
     const declared = Number(req.headers['content-length']);
     if (declared > MAX_BODY_BYTES) return this.refuse(res, requestId, 413, 'Request body is too large', 'too_large', req);
     const chunks: Buffer[] = [];
@@ -59,20 +64,22 @@ export class WebhookController {
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!refused) void this.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), req.headers['stripe-signature'], res, requestId);
+      if (!refused) void this.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), req.headers['stripe-signature'], res, requestId, sender);
     });
     req.on('error', () => res.destroy());
   }
 
-  private async receive(raw: Buffer, signature: string | string[] | undefined, res: ServerResponse, requestId: string): Promise<void> {
+  private async receive(raw: Buffer, signature: string | string[] | undefined, res: ServerResponse, requestId: string, sender: string): Promise<void> {
     let event: Stripe.Event;
     try {
       if (raw.length === 0) throw reject('malformed', 'The body must be the JSON event exactly as the PSP sent it');
       event = this.verify(raw, typeof signature === 'string' ? signature : undefined);
     } catch (err) {
+      this.gate.failed(sender);
       const status = err instanceof DomainError ? STATUS_BY_CODE[err.code] : 400;
       return this.refuse(res, requestId, status, (err as Error).message);
     }
+    this.gate.verified(sender);
     try {
       await this.inbox.accept({ id: event.id, type: event.type, created: event.created }, raw.toString('utf8'), 'webhook');
     } catch (err) {

@@ -3,6 +3,7 @@ import { AppRole } from '../config/app-config';
 import { PaymentsModule } from '../payments/payments.module';
 import { WebhookAdminController } from './webhook-admin.controller';
 import { WebhookController } from './webhook.controller';
+import { WebhookGate } from './webhook-gate';
 import { WebhookInboxModule } from './webhook-inbox.module';
 import { WebhookProcessor } from './webhook.processor';
 import { WebhookRelay } from './webhook-relay';
@@ -15,7 +16,7 @@ export class WebhooksModule {
     const works = role !== 'api';
     const controllers: Type[] = serves ? [WebhookAdminController] : [];
     // WebhookController answers at the HTTP server's front door (mountWebhookRoute), so it is a provider.
-    const providers: Provider[] = [...(serves ? [WebhookController] : []), ...(works ? [WebhookProcessor, WebhookRelay] : [])];
+    const providers: Provider[] = [...(serves ? [WebhookController, WebhookGate] : []), ...(works ? [WebhookProcessor, WebhookRelay] : [])];
     return {
       module: WebhooksModule,
       imports: [WebhookInboxModule, ...(works ? [PaymentsModule] : [])],
