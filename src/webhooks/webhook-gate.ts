@@ -15,6 +15,14 @@ const PROBE_INTERVAL_MS = 1_000;
 const MAX_SENDERS = 10_000;
 /** A refused request's body is left unread; below this size the connection is kept and the body skipped, above it closed. */
 const KEEP_ALIVE_BODY_BYTES = 64 * 1024;
+/**
+ * A throttled sender's 429 is held back this long, so a flood that waits for
+ * each answer (as HTTP/1.1 clients do per connection) slows itself to one
+ * request a second per connection. At most MAX_HELD are held at once (each
+ * holds a socket); past that the 429 goes at once and the connection is closed.
+ */
+const TARPIT_MS = 1_000;
+const MAX_HELD = 256;
 const TIMESTAMP = /(?:^|,)\s*t=(\d+)\s*(?:,|$)/;
 const V1 = /(?:^|,)\s*v1=[0-9a-fA-F]{64}\s*(?:,|$)/;
 
@@ -34,6 +42,8 @@ export class WebhookGate {
   private readonly toleranceS: number;
   /** Address -> when its next refusal may be logged. Insertion order is log order, so the front is the oldest. */
   private readonly refusalLoggedUntil = new Map<string, number>();
+  /** 429s being held back now (TARPIT_MS). */
+  private held = 0;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     this.trust = trustFunction(config);
@@ -59,9 +69,12 @@ export class WebhookGate {
     if (waitMs === undefined) return sender;
     webhooksRejected.inc({ reason: 'throttled' });
     const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-    this.answer(req, res, 429, `Too many deliveries from this address failed verification; retry after ${seconds} s (verified deliveries are not limited)`, {
-      'Retry-After': String(seconds),
-    });
+    const answer = () =>
+      this.answer(req, res, 429, `Too many deliveries from this address failed verification; retry after ${seconds} s (verified deliveries are not limited)`, {
+        'Retry-After': String(seconds),
+      }, this.held >= MAX_HELD);
+    if (this.held >= MAX_HELD) answer();
+    else this.holdBack(req, res, answer);
     return undefined;
   }
 
@@ -100,11 +113,31 @@ export class WebhookGate {
     this.logger.warn({ msg: 'webhook refused: address not in WEBHOOK_ALLOWED_IPS (logged once a minute per address)', address });
   }
 
+  /** Answers after TARPIT_MS, unless the client goes away first; the body is skipped meanwhile. */
+  private holdBack(req: IncomingMessage, res: ServerResponse, answer: () => void): void {
+    this.held++;
+    req.resume();
+    let released = false;
+    const release = () => {
+      if (released) return false;
+      released = true;
+      this.held--;
+      return true;
+    };
+    const timer = setTimeout(() => {
+      if (release()) answer();
+    }, TARPIT_MS);
+    res.once('close', () => {
+      if (release()) clearTimeout(timer);
+    });
+  }
+
   /** The API's error shape, without reading the body. */
-  private answer(req: IncomingMessage, res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  private answer(req: IncomingMessage, res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}, close = false): void {
+    if (res.destroyed) return;
     const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message });
     const declared = Number(req.headers['content-length']);
-    const keepAlive = Number.isFinite(declared) && declared <= KEEP_ALIVE_BODY_BYTES;
+    const keepAlive = !close && Number.isFinite(declared) && declared <= KEEP_ALIVE_BODY_BYTES;
     res.writeHead(status, {
       'Content-Type': 'application/json; charset=utf-8',
       'Content-Length': Buffer.byteLength(body),
