@@ -142,7 +142,8 @@ export async function runGatePhase(options: {
     floodedErrors: sum(rounds.map((r) => r.flooded.errors)),
     junk: { connections: options.junkConnections, sent: junk.sent, perSecond: junk.sent / junk.floodS, byStatus: junk.byStatus },
     serverUsPerGenuine: Number.isFinite(perGenuineS) ? 1e6 * perGenuineS : undefined,
-    serverUsPerJunk: Number.isFinite(junkCpuS) && junk.during > 0 ? (1e6 * junkCpuS) / junk.during : undefined,
+    // Only when the junk was numerous enough for its share to stand out of the genuine events' variation.
+    serverUsPerJunk: Number.isFinite(junkCpuS) && junkCpuS > 0 && junk.during >= 1000 ? (1e6 * junkCpuS) / junk.during : undefined,
     cpu,
   };
 }
