@@ -1,6 +1,6 @@
 import { AppConfig, AppRole } from './app-config';
 import { parseTrustProxy } from './trust-proxy';
-import { expandAllowlist } from '../webhooks/ip-allowlist';
+import { expandAllowlist } from './ip-allowlist';
 
 /** A bad or missing setting; its message is the one line printed before the process stops. */
 export class ConfigError extends Error {

@@ -4,8 +4,8 @@ import { STATUS_CODES } from 'node:http';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { clientAddress, TrustFn, trustFunction } from '../config/trust-proxy';
-import { webhookSendersThrottled, webhooksRejected } from '../metrics/metrics';
-import { IpAllowlist, parseClientAddress } from './ip-allowlist';
+import { Metrics } from '../metrics/metrics';
+import { IpAllowlist, parseClientAddress } from '../config/ip-allowlist';
 import { RefusalThrottle } from './refusal-throttle';
 
 const WINDOW_MS = 60_000;
@@ -47,7 +47,7 @@ export class WebhookGate {
   /** 429s being held back now (TARPIT_MS). */
   private held = 0;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, private readonly metrics: Metrics) {
     this.trust = trustFunction(config);
     this.allowlist = config.webhookAllowedIps ? new IpAllowlist(config.webhookAllowedIps) : undefined;
     this.throttle = new RefusalThrottle(config.webhookRefusedPerMinute, WINDOW_MS, PROBE_INTERVAL_MS, MAX_SENDERS);
@@ -61,7 +61,7 @@ export class WebhookGate {
   admit(req: IncomingMessage, res: ServerResponse): string | undefined {
     const address = clientAddress(req, this.trust);
     if (this.allowlist && !this.allowlist.allows(address)) {
-      webhooksRejected.inc({ reason: 'not_allowed' });
+      this.metrics.webhooksRejected.inc({ reason: 'not_allowed' });
       this.logRefusal(address);
       this.answer(req, res, 403, `Webhook deliveries are not accepted from ${address} (WEBHOOK_ALLOWED_IPS)`);
       return undefined;
@@ -69,7 +69,7 @@ export class WebhookGate {
     const sender = senderKey(address);
     const waitMs = this.throttle.check(sender, Date.now(), () => this.plausiblySigned(req.headers['stripe-signature']));
     if (waitMs === undefined) return sender;
-    webhooksRejected.inc({ reason: 'throttled' });
+    this.metrics.webhooksRejected.inc({ reason: 'throttled' });
     const seconds = Math.max(1, Math.ceil(waitMs / 1000));
     const answer = () =>
       this.answer(req, res, 429, `Too many deliveries from this address failed verification; retry after ${seconds} s (verified deliveries are not limited)`, {
@@ -83,7 +83,7 @@ export class WebhookGate {
   /** The delivery from `sender` failed verification (answered 400). */
   failed(sender: string): void {
     if (!this.throttle.failed(sender, Date.now())) return;
-    webhookSendersThrottled.inc();
+    this.metrics.webhookSendersThrottled.inc();
     this.logger.warn({
       msg: 'webhook sender throttled',
       sender,

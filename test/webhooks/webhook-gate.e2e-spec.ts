@@ -3,9 +3,8 @@ import request from 'supertest';
 import Stripe from 'stripe';
 import { Logger } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { StripeClient } from '../../src/payments/psp/stripe.client';
 import { trustFunction } from '../../src/config/trust-proxy';
-import { webhookSendersThrottled, webhooksRejected } from '../../src/metrics/metrics';
+import { Metrics } from '../../src/metrics/metrics';
 import { signedHeader } from '../support/child-stack';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { waitFor } from '../support/wait';
@@ -63,8 +62,9 @@ function junk(): { payload: string; signature: string } {
   return { payload, signature: signedHeader(payload, { secret: 'whsec_attacker_guess' }) };
 }
 
-async function counter(metric: typeof webhooksRejected | typeof webhookSendersThrottled, reason?: string): Promise<number> {
-  const { values } = await metric.get();
+/** A counter of the stack's own Metrics (injected, one per app). */
+async function counter(stack: TestStack, name: 'webhooksRejected' | 'webhookSendersThrottled', reason?: string): Promise<number> {
+  const { values } = await stack.app.get(Metrics)[name].get();
   return values.filter((v) => reason === undefined || v.labels.reason === reason).reduce((sum, v) => sum + v.value, 0);
 }
 
@@ -92,14 +92,14 @@ describe('webhook gate: WEBHOOK_ALLOWED_IPS with TRUST_PROXY off (the default)',
 
   it('answers 403 to an address outside the list, before verifying, and stores nothing', async () => {
     const before = await storedCount(stack);
-    const refusedBefore = await counter(webhooksRejected, 'not_allowed');
+    const refusedBefore = await counter(stack, 'webhooksRejected', 'not_allowed');
     const payload = fakeEvent();
     // Correctly signed: only the address is wrong.
     const answer = await deliver(stack.url, '127.0.0.1', payload, { 'stripe-signature': signedHeader(payload) });
     expect(answer.status).toBe(403);
     expect(answer.body).toEqual({ statusCode: 403, error: 'Forbidden', message: expect.stringContaining('127.0.0.1') });
     expect(await storedCount(stack)).toBe(before);
-    expect(await counter(webhooksRejected, 'not_allowed')).toBe(refusedBefore + 1);
+    expect(await counter(stack, 'webhooksRejected', 'not_allowed')).toBe(refusedBefore + 1);
   });
 
   it('refuses before reading or verifying: an unsigned, non-JSON body from outside is a 403 too, not a 400', async () => {
@@ -197,7 +197,8 @@ describe('webhook gate: throttling senders of deliveries that fail verification 
   let verifications: jest.SpyInstance;
   beforeAll(async () => {
     stack = await startTestStack({ forwardWebhooks: false });
-    verifications = jest.spyOn(stack.app.get(StripeClient).sdk.webhooks, 'constructEvent');
+    // The handler verifies with the SDK's static webhooks (the object every Stripe instance shares).
+    verifications = jest.spyOn(Stripe.webhooks, 'constructEvent');
   });
   afterAll(async () => {
     verifications?.mockRestore();
@@ -228,8 +229,8 @@ describe('webhook gate: throttling senders of deliveries that fail verification 
   });
 
   it('200 junk deliveries from one address get 429 after the limit, without an HMAC, while genuine events from another address are all 2xx and applied', async () => {
-    const throttledBefore = await counter(webhooksRejected, 'throttled');
-    const sendersBefore = await counter(webhookSendersThrottled);
+    const throttledBefore = await counter(stack, 'webhooksRejected', 'throttled');
+    const sendersBefore = await counter(stack, 'webhookSendersThrottled');
     const orders = [];
     for (let i = 0; i < 8; i++) orders.push(await paidOrder(stack));
     const genuine = orders.flatMap((o) => o.events);
@@ -286,8 +287,8 @@ describe('webhook gate: throttling senders of deliveries that fail verification 
     expect(throttled).toBeGreaterThanOrEqual(200 - (60 + junkConnections + seconds));
     // An HMAC was computed for every 400 and every genuine event, never for a 429.
     expect(verifications).toHaveBeenCalledTimes(refused + genuine.length);
-    expect(await counter(webhooksRejected, 'throttled')).toBe(throttledBefore + throttled);
-    expect(await counter(webhookSendersThrottled)).toBe(sendersBefore + 1);
+    expect(await counter(stack, 'webhooksRejected', 'throttled')).toBe(throttledBefore + throttled);
+    expect(await counter(stack, 'webhookSendersThrottled')).toBe(sendersBefore + 1);
   });
 
   it('a throttled address that sends valid deliveries again gets them all through (a verified probe lifts the throttle)', async () => {
