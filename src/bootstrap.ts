@@ -10,6 +10,7 @@ import { AppConfig } from './config/app-config';
 import { HttpExceptionFilter } from './common/errors/http-exception.filter';
 import { DomainError, ErrorCode } from './common/errors/domain-error';
 import { MAX_BODY_BYTES, mountWebhookRoute, StripeWebhookHandler } from './webhooks/stripe-webhook.handler';
+import { trustFunction } from './config/trust-proxy';
 
 
 /** Builds the HTTP app (roles api and all); not yet listening. */
@@ -19,6 +20,8 @@ export async function createHttpApp(config: AppConfig): Promise<NestExpressAppli
     bufferLogs: true,
   });
   app.useLogger(app.get(PinoLogger));
+  // TRUST_PROXY, as one compiled function shared with the webhook route (WebhookGate), so req.ip and its client address agree.
+  app.set('trust proxy', trustFunction(config));
   // The same limit as the webhook route's: larger bodies get 413.
   app.useBodyParser('json', { limit: MAX_BODY_BYTES });
   app.useGlobalFilters(new HttpExceptionFilter());

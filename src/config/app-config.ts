@@ -1,3 +1,5 @@
+import type { TrustProxySetting } from './trust-proxy';
+
 /** The typed configuration every module reads; built once from the environment by loadConfig. */
 export type AppRole = 'all' | 'api' | 'worker';
 
@@ -27,4 +29,10 @@ export interface AppConfig {
   rateLimitPerMinute: number;
   /** /health/ready fails while more webhook jobs than this wait in the queue. */
   readyMaxBacklog: number;
+  /** TRUST_PROXY: which hops' X-Forwarded-For is believed, for every route (Express's `trust proxy` values). */
+  trustProxy: TrustProxySetting;
+  /** WEBHOOK_ALLOWED_IPS expanded (`stripe` replaced by Stripe's list); undefined: deliveries from anywhere. */
+  webhookAllowedIps?: string[];
+  /** Deliveries failing verification one client may send a minute before it is answered 429; 0 turns this off. */
+  webhookRefusedPerMinute: number;
 }

@@ -31,6 +31,29 @@ describe('loadConfig', () => {
     expect(config.stripe).toEqual({ secretKey: 'sk_test_abc', webhookSecrets: ['whsec_one'], apiUrl: undefined });
   });
 
+  it('leaves the webhook allowlist and TRUST_PROXY off by default, the refused-delivery limit at 60', () => {
+    const config = loadConfig(valid);
+    expect(config.webhookAllowedIps).toBeUndefined();
+    expect(config.trustProxy).toBe(false);
+    expect(config.webhookRefusedPerMinute).toBe(60);
+  });
+
+  it.each([
+    ['false', false],
+    ['true', true],
+    ['2', 2],
+    ['loopback', ['loopback']],
+    ['loopback, 10.0.0.0/8 ,2001:db8::/32', ['loopback', '10.0.0.0/8', '2001:db8::/32']],
+  ])('reads TRUST_PROXY=%s as Express would', (raw, setting) => {
+    expect(loadConfig({ ...valid, TRUST_PROXY: raw }).trustProxy).toEqual(setting);
+  });
+
+  it('reads WEBHOOK_ALLOWED_IPS: stripe expands to the published list, other entries stay', () => {
+    const entries = loadConfig({ ...valid, WEBHOOK_ALLOWED_IPS: 'stripe, 127.0.0.2' }).webhookAllowedIps ?? [];
+    expect(entries).toContain('54.187.216.72');
+    expect(entries[entries.length - 1]).toBe('127.0.0.2');
+  });
+
   it('accepts several webhook secrets for rotation', () => {
     expect(loadConfig({ ...valid, STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new' }).stripe.webhookSecrets).toEqual(['whsec_old', 'whsec_new']);
   });
@@ -49,6 +72,11 @@ describe('loadConfig', () => {
     [{ RECONCILE_INTERVAL_MS: '-5' }, 'RECONCILE_INTERVAL_MS'],
     [{ STRIPE_API_URL: 'localhost:12111' }, 'STRIPE_API_URL'],
     [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
+    [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: 'loopback,10.0.0.0/33' }, 'TRUST_PROXY'],
+    [{ WEBHOOK_ALLOWED_IPS: 'stripe,example.com' }, 'WEBHOOK_ALLOWED_IPS'],
+    [{ WEBHOOK_ALLOWED_IPS: ',' }, 'WEBHOOK_ALLOWED_IPS'],
+    [{ WEBHOOK_REFUSED_PER_MINUTE: '-1' }, 'WEBHOOK_REFUSED_PER_MINUTE'],
   ])('refuses %j naming %s in one line', (override, variable) => {
     const err = errorFor({ ...valid, ...override });
     expect(err.variable).toBe(variable);

@@ -1,4 +1,6 @@
 import { AppConfig, AppRole } from './app-config';
+import { parseTrustProxy } from './trust-proxy';
+import { expandAllowlist } from './ip-allowlist';
 
 /** A bad or missing setting; its message is the one line printed before the process stops. */
 export class ConfigError extends Error {
@@ -42,6 +44,15 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
     throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${raw}"`);
   }
   return raw;
+}
+
+/** Runs a parser that throws a plain Error, reporting it as a ConfigError naming the variable. */
+function checked<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new ConfigError(name, (err as Error).message);
+  }
 }
 
 /**
@@ -99,5 +110,11 @@ export function loadConfig(env: Env): AppConfig {
     logLevel,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 120, 1),
     readyMaxBacklog: integer(env, 'READY_MAX_BACKLOG', 10000, 0),
+    trustProxy: checked('TRUST_PROXY', () => parseTrustProxy(read(env, 'TRUST_PROXY'))),
+    webhookAllowedIps: checked('WEBHOOK_ALLOWED_IPS', () => {
+      const raw = read(env, 'WEBHOOK_ALLOWED_IPS');
+      return raw === undefined ? undefined : expandAllowlist(raw);
+    }),
+    webhookRefusedPerMinute: integer(env, 'WEBHOOK_REFUSED_PER_MINUTE', 60, 0),
   };
 }

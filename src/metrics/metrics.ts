@@ -37,8 +37,14 @@ export class Metrics {
 
   readonly webhooksRejected = new Counter({
     name: 'settle_webhooks_rejected_total',
-    help: 'Webhook requests refused, by reason (signature, stale, too_large, malformed, storage)',
+    help: 'Webhook requests refused, by reason (signature, stale, too_large, malformed, storage; not_allowed: 403 by WEBHOOK_ALLOWED_IPS; throttled: 429 unverified)',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  readonly webhookSendersThrottled = new Counter({
+    name: 'settle_webhook_senders_throttled_total',
+    help: 'Times a client address was throttled for sending WEBHOOK_REFUSED_PER_MINUTE deliveries that failed verification (once per address and window)',
     registers: [this.registry],
   });
 

@@ -8,6 +8,7 @@ import { STATUS_BY_CODE, errorBody } from '../common/errors/http-exception.filte
 import { requestIdFor } from '../logging/logging.module';
 import { Metrics } from '../metrics/metrics';
 import { WebhookInbox } from './webhook-inbox.service';
+import { WebhookGate } from './webhook-gate';
 
 const WEBHOOK_PATH = '/webhooks/stripe';
 /** Largest request body accepted, here and by the app's JSON parser (bootstrap): a Stripe event is a few kB. */
@@ -17,8 +18,9 @@ const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
 
 /**
  * POST /webhooks/stripe: verify -> inbox -> enqueue -> 2xx. Nothing else
- * happens here (the queue does the work), and it is never throttled: Stripe
- * sends bursts, and refusing them only delays money.
+ * happens here (the queue does the work), and verified deliveries are never
+ * throttled: Stripe sends bursts, and refusing them only delays money. Senders
+ * of deliveries that fail verification are (WebhookGate).
  *
  * It answers at the HTTP server's front door (mounted by bootstrap.ts with
  * mountWebhookRoute), not through Express and Nest's router: this route takes
@@ -34,7 +36,12 @@ export class StripeWebhookHandler {
   private readonly secrets: string[];
   private readonly tolerance: number;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, private readonly inbox: WebhookInbox, private readonly metrics: Metrics) {
+  constructor(
+    @Inject(APP_CONFIG) config: AppConfig,
+    private readonly inbox: WebhookInbox,
+    private readonly metrics: Metrics,
+    private readonly gate: WebhookGate,
+  ) {
     this.secrets = config.stripe.webhookSecrets;
     this.tolerance = config.webhookToleranceSeconds;
   }
@@ -42,6 +49,9 @@ export class StripeWebhookHandler {
   /** Handles one request end to end; never throws. */
   handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdFor(req, res);
+    // The allowlist and the throttle of failing senders answer before anything is read.
+    const sender = this.gate.admit(req, res);
+    if (sender === undefined) return;
     const declared = Number(req.headers['content-length']);
     if (declared > MAX_BODY_BYTES) return this.refuse(res, requestId, 413, 'Request body is too large', 'too_large', req);
     const chunks: Buffer[] = [];
@@ -58,20 +68,22 @@ export class StripeWebhookHandler {
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (!refused) void this.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), req.headers['stripe-signature'], res, requestId);
+      if (!refused) void this.receive(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), req.headers['stripe-signature'], res, requestId, sender);
     });
     req.on('error', () => res.destroy());
   }
 
-  private async receive(raw: Buffer, signature: string | string[] | undefined, res: ServerResponse, requestId: string): Promise<void> {
+  private async receive(raw: Buffer, signature: string | string[] | undefined, res: ServerResponse, requestId: string, sender: string): Promise<void> {
     let event: Stripe.Event;
     try {
       if (raw.length === 0) throw this.reject('malformed', 'The body must be the JSON event exactly as the PSP sent it');
       event = this.verify(raw, typeof signature === 'string' ? signature : undefined);
     } catch (err) {
+      this.gate.failed(sender);
       const status = err instanceof DomainError ? STATUS_BY_CODE[err.code] : 400;
       return this.refuse(res, requestId, status, (err as Error).message);
     }
+    this.gate.verified(sender);
     try {
       await this.inbox.accept({ id: event.id, type: event.type, created: event.created }, raw.toString('utf8'), 'webhook');
     } catch (err) {

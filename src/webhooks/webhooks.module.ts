@@ -5,6 +5,7 @@ import { PspModule } from '../psp/psp.module';
 import { PaymentApplier } from './payment-applier';
 import { StripeWebhookHandler } from './stripe-webhook.handler';
 import { WebhookAdminController } from './webhook-admin.controller';
+import { WebhookGate } from './webhook-gate';
 import { WebhookInboxModule } from './webhook-inbox.module';
 import { WebhookProcessor } from './webhook.processor';
 import { WebhookRelay } from './webhook-relay';
@@ -21,7 +22,7 @@ export class WebhooksModule {
     const works = role !== 'api';
     const controllers: Type[] = serves ? [WebhookAdminController] : [];
     // StripeWebhookHandler answers at the HTTP server's front door (bootstrap mounts it), so it is a provider.
-    const providers: Provider[] = [...(serves ? [StripeWebhookHandler] : []), ...(works ? [WebhookProcessor, WebhookRelay] : [])];
+    const providers: Provider[] = [...(serves ? [StripeWebhookHandler, WebhookGate] : []), ...(works ? [WebhookProcessor, WebhookRelay] : [])];
     return {
       module: WebhooksModule,
       imports: [WebhookInboxModule, ...(works ? [PaymentApplierModule] : [])],

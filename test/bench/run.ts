@@ -20,6 +20,7 @@ import { distribution, Distribution, fmt, ms, ratio, sleep, waitFor } from './li
 import { EventSource, signatureHeader } from './lib/stripe-events';
 import { runOrdersPhase, OrdersResult } from './phases/orders';
 import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
+import { runGatePhase, GateResult } from './phases/gate';
 
 /**
  * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
@@ -42,7 +43,9 @@ const cfg = {
   orderConnections: num('BENCH_ORDER_CONNECTIONS', 4),
   ingestOrders: num('BENCH_INGEST_ORDERS', 20_000),
   precompute: num('BENCH_PRECOMPUTE', 40_000),
-  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,reconcile,orders').split(',').map((s) => s.trim()),
+  /** Connections of the junk flood in the gate phase (from 127.0.0.2, beside the genuine sender's). */
+  junkConnections: num('BENCH_JUNK_CONNECTIONS', 50),
+  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,gate,reconcile,orders').split(',').map((s) => s.trim()),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
   /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
@@ -61,6 +64,7 @@ const TARGETS = {
   settleP99Ms: 250,
   reconcileCalls: 3,
   rssMb: 250,
+  gateFloodRatio: 0.8,
 };
 
 interface IngestTarget extends ClosedLoopResult {
@@ -88,6 +92,7 @@ interface Results {
   };
   reconcile?: ReconcileResult & { error?: string };
   orders?: OrdersResult & { error?: string };
+  gate?: GateResult & { error?: string };
   rss: { idleMb?: number; peakMb?: number; byPhaseMb: Record<string, number> };
   /** Per phase: cores the measured server used, and how busy the whole (shared) machine was. */
   cpu: Record<string, CpuUse>;
@@ -216,6 +221,21 @@ async function main(): Promise<void> {
       results.settle.error = (err as Error).message;
     }
     markRss('settle');
+  }
+
+  if (cfg.phases.includes('gate')) {
+    try {
+      results.gate = await phase(
+        `genuine events alone and beside a junk flood (${cfg.junkConnections} connections from another address), ${cfg.connections} connections, 2 × ${cfg.durationS / 2} s each`,
+        () => runGatePhase({ settleUrl: settle.url, pid: settle.pid, pool: settlePool, secret, runTag, orders: ranges.ingest, connections: cfg.connections, junkConnections: cfg.junkConnections, durationS: cfg.durationS / 2, rounds: 2, warmupS: cfg.warmupS }),
+        (r) =>
+          `${fmt(r.aloneRate)} ev/s alone, ${fmt(r.floodedRate)} ev/s flooded = ${fmt(r.ratio, 2)}x, ${r.floodedErrors} errors; ` +
+          `junk ${fmt(r.junk.perSecond)}/s ${JSON.stringify(r.junk.byStatus)}; Settle CPU ${fmt(r.serverUsPerGenuine)} µs a genuine event, ${fmt(r.serverUsPerJunk)} µs a junk one`,
+      );
+    } catch (err) {
+      results.gate = { error: (err as Error).message } as Results['gate'];
+    }
+    markRss('gate');
   }
 
   if (cfg.phases.includes('reconcile')) {
@@ -485,6 +505,7 @@ function report(r: Results, runTag: string): void {
     settleP99: paced ? paced.settle.p99 <= TARGETS.settleP99Ms && paced.unsettled === 0 : undefined,
     reconcile: rec?.idle ? rec.idle.maxPspCalls <= TARGETS.reconcileCalls : undefined,
     rss: r.rss.peakMb !== undefined ? r.rss.peakMb <= TARGETS.rssMb : undefined,
+    gateFlood: r.gate?.ratio !== undefined && Number.isFinite(r.gate.ratio) ? r.gate.ratio >= TARGETS.gateFloodRatio && r.gate.floodedErrors === 0 : undefined,
   };
 
   const rows: Row[] = [
@@ -508,6 +529,14 @@ function report(r: Results, runTag: string): void {
       '',
       '',
     ],
+    [
+      'Genuine acks/s beside a junk flood / alone',
+      r.gate?.rounds ? `${fmt(r.gate.floodedRate)} / ${fmt(r.gate.aloneRate)} = ${x(r.gate.ratio)}, ${r.gate.floodedErrors} errors` : '–',
+      '',
+      '',
+      `>= ${TARGETS.gateFloodRatio}x`,
+      verdict(targets.gateFlood),
+    ],
     ['POST /orders', orders?.rate !== undefined ? `${fmt(orders.rate)}/s, p99 ${ms(orders.p99)}` : '–', '', '', '', ''],
     ['Peak RSS (Settle process)', r.rss.peakMb !== undefined ? `${fmt(r.rss.peakMb)} MB` : '–', '', '', `<= ${TARGETS.rssMb} MB`, verdict(targets.rss)],
   ];
@@ -523,6 +552,7 @@ function report(r: Results, runTag: string): void {
     ['settle', r.settle.error],
     ['reconcile', r.reconcile?.error],
     ['orders', r.orders?.error],
+    ['gate', r.gate?.error],
   ]) {
     if (error) console.log(`\n${name} phase failed: ${error}`);
   }
