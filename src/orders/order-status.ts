@@ -3,7 +3,7 @@
  * exhaustively and checked at load time (every state known and reachable).
  *
  * A webhook that asks for a transition not in this table is stale, not an
- * error: it is recorded and changes nothing (see payments/payment-state.ts).
+ * error: it is recorded and changes nothing (see payment-state.ts).
  */
 export const ORDER_STATUSES = [
   'pending_payment',
