@@ -9,7 +9,7 @@ import type Stripe from 'stripe';
  * `satisfies` checks every entry against the SDK's own list of event types.
  */
 export const HANDLED_EVENT_TYPES = [
-  // Read today by readEvent (src/payments/payment-state.ts).
+  // Read today by readEvent (src/orders/payment-state.ts).
   'payment_intent.created',
   'payment_intent.requires_action',
   'payment_intent.processing',
