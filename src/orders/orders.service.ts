@@ -14,6 +14,8 @@ import { Order } from './order.entity';
 import { OrderHistoryEntry } from './order-history.entity';
 import { INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
 import { lockOrder, transitionOrder } from './order-transitions';
+import { checkAmount } from './currencies';
+import { releaseExpiredKey } from './idempotency-expiry';
 
 /** Stripe's largest amount for a single charge, in minor units. */
 const MAX_ORDER_AMOUNT = 99_999_999;
@@ -43,6 +45,8 @@ export class OrdersService {
     if (amount > MAX_ORDER_AMOUNT) {
       throw new DomainError(ErrorCode.Validation, `items add up to ${amount}, more than the largest payable amount ${MAX_ORDER_AMOUNT}`);
     }
+    const outOfLimits = checkAmount(dto.currency, amount);
+    if (outOfLimits) throw new DomainError(ErrorCode.Validation, outOfLimits.message);
     const requestHash = idempotencyKey ? hashRequest(dto) : '';
     try {
       return await this.db.transaction(async (manager) => {
@@ -83,6 +87,8 @@ export class OrdersService {
       });
     } catch (err) {
       if (idempotencyKey && (err as { code?: string }).code === PG_UNIQUE_VIOLATION && String((err as Error).message).includes('idempotency_keys')) {
+        // A key older than 24 hours no longer replays: free it and create anew.
+        if (await releaseExpiredKey(this.db, idempotencyKey)) return this.create(dto, idempotencyKey);
         return this.replay(idempotencyKey, requestHash);
       }
       throw err;
@@ -220,7 +226,8 @@ function encodeCursor(order: Order): string {
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) {
+  // Only what encodeCursor writes: a Date can hold year -271821, PostgreSQL cannot (a 500).
+  if (!id || !isUuid(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso ?? '') || Number.isNaN(createdAt.getTime())) {
     throw new DomainError(ErrorCode.Validation, 'cursor is not valid; pass the nextCursor of a previous page');
   }
   return { createdAt, id };
