@@ -2,6 +2,7 @@ import request from 'supertest';
 import Stripe from 'stripe';
 import { orderBody, startTestStack, TEST_ADMIN_KEY, TEST_WEBHOOK_SECRET, TestStack } from '../support/test-app';
 import { TestRedis } from '../support/redis-server';
+import { waitFor } from '../support/wait';
 
 /** Raw HTTP, so a test sends exactly the bytes it means (supertest would re-encode). */
 async function send(url: string, path: string, body: string | Buffer, headers: Record<string, string> = {}) {
@@ -254,6 +255,8 @@ describe('Wrong admin keys and a dependency down', () => {
       expect(text).not.toContain(new URL(redis.url).port);
     } finally {
       await redis.up();
+      // Wait until the app has reconnected, so the next test (and the shutdown) find it whole.
+      await waitFor(async () => (await request(stack.url).get('/health')).status === 200 || null, 'health 200 after Redis is back');
     }
   });
 
