@@ -39,7 +39,7 @@ export async function createHttpApp(config: AppConfig): Promise<NestExpressAppli
   );
   // The API's map and its counters are for operators: admin key (Basic auth for a browser), or METRICS_TOKEN for a scraper.
   const authThrottle = app.get(AuthFailureThrottle);
-  app.use(['/docs', '/docs-json'], adminAuthMiddleware(config.adminApiKey, authThrottle));
+  app.use(['/docs', '/docs-json', '/docs-yaml'], adminAuthMiddleware(config.adminApiKey, authThrottle));
   app.use('/metrics', adminAuthMiddleware([config.adminApiKey, ...(config.metricsToken ? [config.metricsToken] : [])], authThrottle));
   setupOpenApi(app);
   mountWebhookRoute(app.getHttpServer(), app.get(WebhookController));

@@ -185,8 +185,8 @@ describe('Hostile input: refused with 4xx, nothing stored, the process unharmed'
       expect(scraped.text).toContain('settle_webhooks_received_total');
     });
 
-    it('/docs and /docs-json need the admin key (Bearer, or Basic for a browser); METRICS_TOKEN does not open them', async () => {
-      for (const path of ['/docs', '/docs-json']) {
+    it('/docs, /docs-json and /docs-yaml need the admin key (Bearer, or Basic for a browser); METRICS_TOKEN does not open them', async () => {
+      for (const path of ['/docs', '/docs-json', '/docs-yaml', '/docs/swagger-ui-init.js']) {
         await request(stack.url).get(path).expect(401).expect('WWW-Authenticate', /Basic/);
         await request(stack.url).get(path).set('Authorization', 'Bearer prometheus-scrape-token-7f3a9').expect(401);
         await request(stack.url).get(path).set(stack.admin).expect(200);
