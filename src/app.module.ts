@@ -16,6 +16,7 @@ import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { LoggingModule } from './logging/logging.module';
 import { adminAuthMiddleware } from './common/admin-auth.middleware';
+import { AuthFailureThrottle, AuthFailureThrottleModule } from './common/auth-failure-throttle';
 
 /** Composes the process for its APP_ROLE: api serves HTTP, worker processes the queue and reconciles, all does both. */
 @Module({})
@@ -23,11 +24,14 @@ export class AppModule {
   static forRoot(config: AppConfig): DynamicModule {
     const serves = config.role !== 'worker';
     const works = config.role !== 'api';
+    // One per app: the admin guard, Bull Board and the /docs and /metrics gates count wrong keys together.
+    const authThrottle = new AuthFailureThrottle();
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule,
+        AuthFailureThrottleModule.forRoot(authThrottle),
         DatabaseModule,
         BullModule.forRootAsync({
           inject: [APP_CONFIG],
@@ -41,11 +45,13 @@ export class AppModule {
               ThrottlerModule.forRoot({
                 // Named 'default' so the 429 carries a plain Retry-After header (other names get a suffix).
                 throttlers: [{ name: 'default', ttl: 60_000, limit: config.rateLimitPerMinute }],
+                // RATE_LIMIT_PER_MINUTE=0 (the default): off, since a storefront server calls from one address for all its shoppers.
+                skipIf: () => config.rateLimitPerMinute === 0,
                 errorMessage: `Too many requests: at most ${config.rateLimitPerMinute} a minute per client; retry after the Retry-After header's seconds`,
               }),
               OrdersHttpModule,
               HealthModule,
-              BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminAuthMiddleware(config.adminApiKey) }),
+              BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminAuthMiddleware(config.adminApiKey, authThrottle) }),
               BullBoardModule.forFeature({ name: WEBHOOK_QUEUE, adapter: BullAdapter }),
             ]
           : []),

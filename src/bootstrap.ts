@@ -11,6 +11,10 @@ import { HttpExceptionFilter } from './common/errors/http-exception.filter';
 import { DomainError, ErrorCode } from './common/errors/domain-error';
 import { MAX_BODY_BYTES, mountWebhookRoute, StripeWebhookHandler } from './webhooks/stripe-webhook.handler';
 import { trustFunction } from './config/trust-proxy';
+import helmet from 'helmet';
+import { useJsonBodyParsers } from './common/json-body';
+import { adminAuthMiddleware } from './common/admin-auth.middleware';
+import { AuthFailureThrottle } from './common/auth-failure-throttle';
 
 
 /** Builds the HTTP app (roles api and all); not yet listening. */
@@ -22,17 +26,24 @@ export async function createHttpApp(config: AppConfig): Promise<NestExpressAppli
   app.useLogger(app.get(PinoLogger));
   // TRUST_PROXY, as one compiled function shared with the webhook route (WebhookGate), so req.ip and its client address agree.
   app.set('trust proxy', trustFunction(config));
-  // The same limit as the webhook route's: larger bodies get 413.
-  app.useBodyParser('json', { limit: MAX_BODY_BYTES });
+  // Security headers, and no X-Powered-By telling an attacker what to aim at.
+  app.use(helmet());
+  // The same limit as the webhook route's (smaller for /orders): larger bodies get 413.
+  useJsonBodyParsers(app, MAX_BODY_BYTES);
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useGlobalPipes(
     new ValidationPipe({
       whitelist: true,
       forbidNonWhitelisted: true,
       transform: true,
-      exceptionFactory: (errors) => new DomainError(ErrorCode.Validation, flattenValidation(errors).join('; ')),
+      stopAtFirstError: true,
+      exceptionFactory: (errors) => new DomainError(ErrorCode.Validation, validationMessage(errors)),
     }),
   );
+  // The API's map and its counters are for operators: admin key (Basic auth for a browser), or METRICS_TOKEN for a scraper.
+  const authThrottle = app.get(AuthFailureThrottle);
+  app.use(['/docs', '/docs-json', '/docs-yaml'], adminAuthMiddleware(config.adminApiKey, authThrottle));
+  app.use('/metrics', adminAuthMiddleware([config.adminApiKey, ...(config.metricsToken ? [config.metricsToken] : [])], authThrottle));
   setupOpenApi(app);
   // The one route outside Nest: the PSP's bursts cost less answered at the server's front door (see the handler).
   mountWebhookRoute(app.getHttpServer(), app.get(StripeWebhookHandler));
@@ -138,6 +149,17 @@ interface ValidationFailure {
   property: string;
   constraints?: Record<string, string>;
   children?: ValidationFailure[];
+}
+
+/** Messages joined into one answer; a body with many bad fields gets the first few, not megabytes. */
+const MAX_VALIDATION_MESSAGES = 5;
+const MAX_VALIDATION_MESSAGE_CHARS = 1000;
+
+function validationMessage(errors: ValidationFailure[]): string {
+  const messages = flattenValidation(errors);
+  const shown = messages.slice(0, MAX_VALIDATION_MESSAGES).join('; ');
+  const more = messages.length > MAX_VALIDATION_MESSAGES ? ` (and ${messages.length - MAX_VALIDATION_MESSAGES} more)` : '';
+  return shown.length > MAX_VALIDATION_MESSAGE_CHARS ? `${shown.slice(0, MAX_VALIDATION_MESSAGE_CHARS)}…${more}` : shown + more;
 }
 
 /** class-validator nests errors; flatten them into messages that name the full field path (items.0.quantity). */

@@ -25,8 +25,10 @@ export interface AppConfig {
   adminApiKey: string;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
-  /** Requests a minute one client address may make to the public order routes. */
+  /** Requests a minute one client address may make to the public order routes; 0: no limit. */
   rateLimitPerMinute: number;
+  /** A second bearer token accepted by GET /metrics (for Prometheus), besides the admin key. */
+  metricsToken?: string;
   /** /health/ready fails while more webhook jobs than this wait in the queue. */
   readyMaxBacklog: number;
   /** TRUST_PROXY: which hops' X-Forwarded-For is believed, for every route (Express's `trust proxy` values). */

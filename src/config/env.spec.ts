@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './env';
+import { ConfigError, loadConfig, redactSecrets, refuseWeakSecrets } from './env';
 
 const valid = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/settle',
@@ -82,5 +82,61 @@ describe('loadConfig', () => {
     expect(err.variable).toBe(variable);
     expect(err.message).toContain(variable);
     expect(err.message).not.toContain('\n');
+  });
+});
+
+describe('secrets', () => {
+  it('turns rate limiting off by default (0) and accepts a METRICS_TOKEN', () => {
+    expect(loadConfig(valid).rateLimitPerMinute).toBe(0);
+    expect(loadConfig({ ...valid, METRICS_TOKEN: 'prometheus-scrape-9f3k2' }).metricsToken).toBe('prometheus-scrape-9f3k2');
+    expect(errorFor({ ...valid, METRICS_TOKEN: 'short' }).variable).toBe('METRICS_TOKEN');
+  });
+
+  it('never prints the password of a bad DATABASE_URL or REDIS_URL', () => {
+    for (const [variable, value] of [
+      ['DATABASE_URL', 'mysql://settle:hunter2-secret@db/settle'],
+      ['DATABASE_URL', 'postgres://settle:hunter2-secret@[db/settle'],
+      ['REDIS_URL', 'http://:hunter2-secret@redis:6379'],
+      ['REDIS_URL', 'redis://:hunter2-secret@[redis'],
+    ] as const) {
+      const err = errorFor({ ...valid, [variable]: value });
+      expect(err.variable).toBe(variable);
+      expect(err.message).not.toContain('hunter2');
+    }
+  });
+
+  it('refuses an sk_live_ key with an http:// STRIPE_API_URL', () => {
+    expect(errorFor({ ...valid, STRIPE_SECRET_KEY: 'sk_live_abc', STRIPE_API_URL: 'http://api.example.com' }).variable).toBe('STRIPE_API_URL');
+    expect(loadConfig({ ...valid, STRIPE_SECRET_KEY: 'sk_live_abc', STRIPE_API_URL: 'https://api.example.com' }).stripe.apiUrl).toBe('https://api.example.com');
+    expect(loadConfig({ ...valid, STRIPE_API_URL: 'http://127.0.0.1:12111' }).stripe.apiUrl).toBe('http://127.0.0.1:12111');
+  });
+
+  it('redacts passwords and keys from a connection error message', () => {
+    const config = loadConfig({ ...valid, DATABASE_URL: 'postgres://settle:p%40ss-word@db/settle', REDIS_URL: 'redis://:redis-pass@r:6379' });
+    const text = redactSecrets('failed postgres://settle:p%40ss-word@db/settle p@ss-word redis-pass a-long-enough-admin-key', config);
+    expect(text).not.toMatch(/p%40ss|p@ss|redis-pass|a-long-enough-admin-key/);
+  });
+
+  it.each([
+    [{ STRIPE_WEBHOOK_SECRET: 'whsec_mock_settle_local' }, 'STRIPE_WEBHOOK_SECRET'],
+    [{ STRIPE_WEBHOOK_SECRET: 'whsec_new,whsec_mock_settle_local' }, 'STRIPE_WEBHOOK_SECRET'],
+    [{ ADMIN_API_KEY: 'aaaaaaaaaaaaaaaa' }, 'ADMIN_API_KEY'],
+    [{ ADMIN_API_KEY: 'abababababababababab' }, 'ADMIN_API_KEY'],
+  ])('refuses %j for a deployment, naming %s in one line', (override, variable) => {
+    const config = loadConfig({ ...valid, ...override });
+    let err: unknown;
+    try {
+      refuseWeakSecrets(config);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).variable).toBe(variable);
+    expect((err as ConfigError).message).not.toContain('\n');
+  });
+
+  it('accepts the test suites\' admin key and a generated one', () => {
+    expect(() => refuseWeakSecrets(loadConfig({ ...valid, ADMIN_API_KEY: 'test-admin-key-0123456789' }))).not.toThrow();
+    expect(() => refuseWeakSecrets(loadConfig(valid))).not.toThrow();
   });
 });

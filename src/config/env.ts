@@ -38,10 +38,11 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   try {
     parsed = new URL(raw);
   } catch {
-    throw new ConfigError(name, `must be a URL, got "${raw}"`);
+    // Not echoed: a connection string that does not parse may still hold a password.
+    throw new ConfigError(name, 'must be a URL (its value is not shown: it may hold a password)');
   }
   if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${raw}"`);
+    throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${withoutPassword(parsed)}"`);
   }
   return raw;
 }
@@ -53,6 +54,34 @@ function checked<T>(name: string, parse: () => T): T {
   } catch (err) {
     throw new ConfigError(name, (err as Error).message);
   }
+}
+
+/** The URL as it may be printed: user kept, password replaced. */
+export function withoutPassword(url: URL): string {
+  if (!url.password) return url.toString();
+  const shown = new URL(url.toString());
+  shown.password = '***';
+  return shown.toString();
+}
+
+/**
+ * Removes every password of the connection strings (and the other secrets) in
+ * `config` from `text`, for messages printed when a connection fails: drivers
+ * may quote the URL they were given.
+ */
+export function redactSecrets(text: string, config: Pick<AppConfig, 'databaseUrl' | 'redisUrl' | 'adminApiKey' | 'stripe'>): string {
+  const secrets = [config.adminApiKey, config.stripe.secretKey, ...config.stripe.webhookSecrets];
+  for (const raw of [config.databaseUrl, config.redisUrl]) {
+    try {
+      const password = new URL(raw).password;
+      if (password) secrets.push(password, decodeURIComponent(password));
+    } catch {
+      // loadConfig already refused a URL that does not parse.
+    }
+  }
+  let redacted = text;
+  for (const secret of secrets.filter((s) => s.length >= 3)) redacted = redacted.split(secret).join('***');
+  return redacted;
 }
 
 /**
@@ -70,6 +99,10 @@ export function loadConfig(env: Env): AppConfig {
   const secretKey = required(env, 'STRIPE_SECRET_KEY');
   if (!/^sk_(test|live)_\S+$/.test(secretKey)) {
     throw new ConfigError('STRIPE_SECRET_KEY', 'must look like sk_test_… (or sk_live_…)');
+  }
+  const apiUrl = url(env, 'STRIPE_API_URL', ['http:', 'https:']);
+  if (secretKey.startsWith('sk_live_') && apiUrl?.startsWith('http:')) {
+    throw new ConfigError('STRIPE_API_URL', 'must be https:// with an sk_live_ key (a live key is never sent in clear text)');
   }
   const secretsRaw = read(env, 'STRIPE_WEBHOOK_SECRET');
   if (!secretsRaw) throw new ConfigError('STRIPE_WEBHOOK_SECRET', 'is required when STRIPE_SECRET_KEY is set');
@@ -100,7 +133,7 @@ export function loadConfig(env: Env): AppConfig {
     stripe: {
       secretKey,
       webhookSecrets,
-      apiUrl: url(env, 'STRIPE_API_URL', ['http:', 'https:']),
+      apiUrl,
     },
     // 0 would switch the SDK's timestamp check off entirely, so it is refused.
     webhookToleranceSeconds: integer(env, 'WEBHOOK_TOLERANCE_SECONDS', 300, 1, 86400),
@@ -108,7 +141,8 @@ export function loadConfig(env: Env): AppConfig {
     reconcileStaleAfterMs: integer(env, 'RECONCILE_STALE_AFTER_MS', 300000, 0),
     adminApiKey,
     logLevel,
-    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 120, 1),
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 0, 0),
+    metricsToken: metricsToken(env),
     readyMaxBacklog: integer(env, 'READY_MAX_BACKLOG', 10000, 0),
     trustProxy: checked('TRUST_PROXY', () => parseTrustProxy(read(env, 'TRUST_PROXY'))),
     webhookAllowedIps: checked('WEBHOOK_ALLOWED_IPS', () => {
@@ -117,4 +151,33 @@ export function loadConfig(env: Env): AppConfig {
     }),
     webhookRefusedPerMinute: integer(env, 'WEBHOOK_REFUSED_PER_MINUTE', 60, 0),
   };
+}
+
+function metricsToken(env: Env): string | undefined {
+  const token = read(env, 'METRICS_TOKEN');
+  if (token !== undefined && weakness(token)) throw new ConfigError('METRICS_TOKEN', `is weak: ${weakness(token)}`);
+  return token;
+}
+
+/** Why a key is too easy to guess, or null. */
+function weakness(key: string): string | null {
+  if (key.length < 16) return 'it must be at least 16 characters';
+  if (new Set(key).size < 8) return 'it must mix at least 8 different characters (use e.g. `openssl rand -hex 24`)';
+  return null;
+}
+
+/** The mock PSP's signing secret, which is in this repository for anyone to read. */
+const PUBLIC_MOCK_SECRET = 'whsec_mock_settle_local';
+
+/**
+ * Extra checks for a deployment (`npm run start:prod`): secrets anyone can
+ * know or guess are refused there, though `npm start` on a laptop may use
+ * them. Throws ConfigError naming the variable.
+ */
+export function refuseWeakSecrets(config: AppConfig): void {
+  if (config.stripe.webhookSecrets.includes(PUBLIC_MOCK_SECRET)) {
+    throw new ConfigError('STRIPE_WEBHOOK_SECRET', `must not be ${PUBLIC_MOCK_SECRET}: that secret is public (in this repository), so anyone could sign events`);
+  }
+  const weak = weakness(config.adminApiKey);
+  if (weak) throw new ConfigError('ADMIN_API_KEY', `is weak: ${weak}`);
 }

@@ -27,7 +27,7 @@ export class HealthController {
   @Get()
   @ApiOperation({ summary: 'PostgreSQL and Redis state: 200 when both answer, 503 when either is down' })
   @ApiResponse({ status: 200, schema: { example: { status: 'ok', info: { postgres: { status: 'up' }, redis: { status: 'up' } }, error: {}, details: {} } } })
-  @ApiResponse({ status: 503, schema: { example: { status: 'error', error: { redis: { status: 'down', message: 'Connection is closed.' } } } } })
+  @ApiResponse({ status: 503, schema: { example: { status: 'error', error: { redis: { status: 'down' } } } } })
   live(@Res({ passthrough: true }) res: Response) {
     return this.run(res, [() => this.postgres(), () => this.redis()]);
   }
@@ -40,11 +40,11 @@ export class HealthController {
 
   private async run(res: Response, checks: Parameters<HealthCheckService['check']>[0]) {
     try {
-      return await this.health.check(checks);
+      return statesOnly(await this.health.check(checks));
     } catch (err) {
       if (!(err instanceof ServiceUnavailableException)) throw err;
       res.status(503);
-      return err.getResponse();
+      return statesOnly(err.getResponse());
     }
   }
 
@@ -67,4 +67,25 @@ export class HealthController {
       })
       .withTimeout(PROBE_TIMEOUT_MS);
   }
+}
+
+/**
+ * The answer is public: each check keeps its state (and the queue its
+ * numbers), never a driver's error text, which names internal addresses
+ * (`connect ECONNREFUSED 10.0.0.5:5432`). The logs keep the detail.
+ */
+function statesOnly(result: unknown): unknown {
+  if (typeof result !== 'object' || result === null) return result;
+  const out: Record<string, unknown> = { ...(result as Record<string, unknown>) };
+  for (const section of ['info', 'error', 'details']) {
+    const checks = out[section];
+    if (typeof checks !== 'object' || checks === null) continue;
+    out[section] = Object.fromEntries(
+      Object.entries(checks as Record<string, Record<string, unknown>>).map(([name, check]) => [
+        name,
+        Object.fromEntries(Object.entries(check ?? {}).filter(([key, value]) => key === 'status' || typeof value === 'number')),
+      ]),
+    );
+  }
+  return out;
 }

@@ -169,6 +169,15 @@ export class OrderRepository {
     await q.query(`INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4)`, [key, requestHash, orderId, at]);
   }
 
+  /**
+   * Frees `key` when its row was created before `cutoff` (an expired key), so the
+   * request that found it taken can create a new order. True when a row was deleted.
+   */
+  async deleteIdempotencyKeyOlderThan(key: string, cutoff: Date): Promise<boolean> {
+    const rows = await this.db.query(`DELETE FROM idempotency_keys WHERE key = $1 AND created_at < $2 RETURNING key`, [key, cutoff]);
+    return rows.length > 0;
+  }
+
   /** Records the PaymentIntent the PSP created for the order; false when it was recorded already. */
   async insertPayment(payment: Payment & { amount: number; amountReceived: number; currency: string }, at: Date): Promise<boolean> {
     const rows = await this.db.query(

@@ -9,6 +9,7 @@ import { CreateRefundDto } from './dto/create-refund.dto';
 import { ListOrdersQuery } from './dto/list-orders.query';
 import { OrderPage, OrderView, RefundResult } from './dto/order.view';
 import { OrdersService } from './orders.service';
+import { OrderBodyGuard } from './order-body.guard';
 
 const ERROR_EXAMPLE = (statusCode: number, error: string, message: string) => ({ schema: { example: { statusCode, error, message } } });
 
@@ -19,7 +20,7 @@ export class OrdersController {
 
   /** 201 when created, 200 when an Idempotency-Key replays an earlier order. */
   @Post()
-  @UseGuards(ThrottlerGuard)
+  @UseGuards(ThrottlerGuard, OrderBodyGuard)
   @ApiOperation({ summary: 'Create an order and its PaymentIntent; the server computes the amount' })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Same key + same body returns the same order; a different body answers 422' })
   @ApiResponse({ status: 201, type: OrderView, description: 'Created' })

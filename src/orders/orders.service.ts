@@ -11,6 +11,8 @@ import { OrderRepository, OrderWithPayment } from './order.repository';
 import { INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
 import { OrderTransitions } from './order-transitions';
 import { Payment } from './payment.entity';
+import { checkAmount } from './currencies';
+import { idempotencyKeyCutoff } from './idempotency-expiry';
 
 /** Stripe's largest amount for a single charge, in minor units. */
 const MAX_ORDER_AMOUNT = 99_999_999;
@@ -54,6 +56,8 @@ export class OrdersService {
     if (amount > MAX_ORDER_AMOUNT) {
       throw new DomainError(ErrorCode.Validation, `items add up to ${amount}, more than the largest payable amount ${MAX_ORDER_AMOUNT}`);
     }
+    const outOfLimits = checkAmount(dto.currency, amount);
+    if (outOfLimits) throw new DomainError(ErrorCode.Validation, outOfLimits.message);
     const requestHash = idempotencyKey ? hashRequest(dto) : '';
     const now = new Date();
     const order: Order = {
@@ -77,7 +81,11 @@ export class OrdersService {
         await this.orders.insertOrder(this.db, order);
       }
     } catch (err) {
-      if (idempotencyKey && isViolation(err, PG_UNIQUE_VIOLATION, 'idempotency_keys')) return this.replay(idempotencyKey, requestHash);
+      if (idempotencyKey && isViolation(err, PG_UNIQUE_VIOLATION, 'idempotency_keys')) {
+        // A key older than 24 hours no longer replays: free it and create anew.
+        if (await this.orders.deleteIdempotencyKeyOlderThan(idempotencyKey, idempotencyKeyCutoff())) return this.create(dto, idempotencyKey);
+        return this.replay(idempotencyKey, requestHash);
+      }
       throw err;
     }
     try {
@@ -225,7 +233,8 @@ function encodeCursor(order: Order): string {
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) {
+  // Only what encodeCursor writes: a Date can hold year -271821, PostgreSQL cannot (a 500).
+  if (!id || !isUuid(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso ?? '') || Number.isNaN(createdAt.getTime())) {
     throw new DomainError(ErrorCode.Validation, 'cursor is not valid; pass the nextCursor of a previous page');
   }
   return { createdAt, id };

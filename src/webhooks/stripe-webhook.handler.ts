@@ -9,6 +9,7 @@ import { requestIdFor } from '../logging/logging.module';
 import { Metrics } from '../metrics/metrics';
 import { WebhookInbox } from './webhook-inbox.service';
 import { WebhookGate } from './webhook-gate';
+import { createdInRange, precheckSignedRequest } from './signature-precheck';
 
 const WEBHOOK_PATH = '/webhooks/stripe';
 /** Largest request body accepted, here and by the app's JSON parser (bootstrap): a Stripe event is a few kB. */
@@ -97,6 +98,8 @@ export class StripeWebhookHandler {
   /** Checks the signature against every configured secret (several while rotating) before reading anything. */
   private verify(raw: Buffer, signature: string | undefined): Stripe.Event {
     if (typeof signature !== 'string' || signature.length === 0) throw this.reject('signature', 'Missing Stripe-Signature header');
+    const refused = precheckSignedRequest(raw, signature);
+    if (refused) throw this.reject(refused.reason, refused.message);
     const timestamp = TIMESTAMP.exec(signature);
     if (!timestamp) throw this.reject('signature', 'Malformed Stripe-Signature header');
     // The SDK only refuses old timestamps; one far ahead is as suspect (a replay prepared in advance).
@@ -114,8 +117,8 @@ export class StripeWebhookHandler {
         // The signature matched, so these are the PSP's bytes, but not JSON.
         throw this.reject('malformed', 'The signed body is not valid JSON');
       }
-      if (!event || typeof event.id !== 'string' || typeof event.type !== 'string' || !Number.isInteger(event.created)) {
-        throw this.reject('malformed', 'The signed body is not a PSP event (id, type, created)');
+      if (!event || typeof event.id !== 'string' || typeof event.type !== 'string' || !createdInRange(event.created)) {
+        throw this.reject('malformed', 'The signed body is not a PSP event (id, type, created in seconds between 1970 and 9999)');
       }
       return event;
     }

@@ -170,6 +170,7 @@ async function main(): Promise<void> {
     STRIPE_WEBHOOK_SECRET: secret,
     STRIPE_API_URL: mock.url,
     ADMIN_API_KEY: `bench-admin-${randomBytes(8).toString('hex')}`,
+    METRICS_TOKEN: BENCH_METRICS_TOKEN,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_MINUTE: '100000000',
     // The bench calls the reconciler itself; the app's own timer must not run a pass in the middle of a measurement.
@@ -451,9 +452,12 @@ async function runSettle(
  * From GET /metrics: sum and count of settle_event_processing_seconds (all
  * outcomes) and of settle_event_batch_size (events per applying transaction).
  */
+/** GET /metrics needs a key; the bench scrapes with a token of its own, as Prometheus would. */
+const BENCH_METRICS_TOKEN = `bench-metrics-${randomBytes(8).toString('hex')}`;
+
 async function processingMetric(url: string): Promise<{ sum: number; count: number; batchedEvents: number; batches: number } | undefined> {
   try {
-    const text = await (await fetch(`${url}/metrics`)).text();
+    const text = await (await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${BENCH_METRICS_TOKEN}` } })).text();
     const total = (name: string, part: 'sum' | 'count') => {
       let value = 0;
       for (const m of text.matchAll(new RegExp(`^${name}_${part}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) value += Number(m[1]);

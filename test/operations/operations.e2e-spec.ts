@@ -11,7 +11,7 @@ describe('Operations: docs, metrics, queue board, rate limits', () => {
   afterAll(async () => stack?.stop());
 
   it('serves OpenAPI generated from the DTOs, with examples and the admin auth scheme', async () => {
-    const doc = (await request(stack.url).get('/docs-json').expect(200)).body;
+    const doc = (await request(stack.url).get('/docs-json').set(stack.admin).expect(200)).body;
     expect(doc.openapi).toMatch(/^3\./);
     expect(doc.components.securitySchemes.admin).toMatchObject({ type: 'http', scheme: 'bearer' });
     const create = doc.paths['/orders'].post;
@@ -22,11 +22,11 @@ describe('Operations: docs, metrics, queue board, rate limits', () => {
     expect(doc.paths['/orders'].get.security).toEqual([{ admin: [] }]);
     expect(doc.paths['/orders/{id}/refunds'].post.security).toEqual([{ admin: [] }]);
     expect(doc.paths['/orders/{id}'].get.security).toBeUndefined();
-    await request(stack.url).get('/docs').expect(200).expect('Content-Type', /html/);
+    await request(stack.url).get('/docs').set(stack.admin).expect(200).expect('Content-Type', /html/);
   });
 
   it('exposes Prometheus metrics, including queue and inbox gauges read at scrape time', async () => {
-    const res = await request(stack.url).get('/metrics').expect(200).expect('Content-Type', /text\/plain/);
+    const res = await request(stack.url).get('/metrics').set(stack.admin).expect(200).expect('Content-Type', /text\/plain/);
     for (const name of [
       'settle_webhooks_received_total',
       'settle_webhooks_rejected_total',
@@ -45,7 +45,7 @@ describe('Operations: docs, metrics, queue board, rate limits', () => {
 
   it('counts PSP calls by operation', async () => {
     await request(stack.url).post('/orders').send({ currency: 'usd', items: [{ sku: 'A', name: 'A', unitAmount: 500, quantity: 1 }], customerEmail: 'm@example.com' }).expect(201);
-    const res = await request(stack.url).get('/metrics').expect(200);
+    const res = await request(stack.url).get('/metrics').set(stack.admin).expect(200);
     expect(res.text).toMatch(/settle_psp_call_seconds_count\{operation="create_payment_intent",result="ok"\} [1-9]/);
   });
 

@@ -75,7 +75,7 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
     } finally {
       await holder.end();
     }
-    const metrics = await request(stack.url).get('/metrics').expect(200);
+    const metrics = await request(stack.url).get('/metrics').set(stack.admin).expect(200);
     expect(metrics.text).toMatch(/settle_reconciler_passes_total\{result="skipped"\} [1-9]/);
   });
 });
@@ -132,7 +132,7 @@ describe('Reconciler: failures are recorded, not swallowed', () => {
     expect(pass.error).toMatch(/payment provider is unavailable/);
     const state = (await stack.db.query(`SELECT last_error FROM reconciler_state WHERE name = 'events'`)).rows[0];
     expect(state.last_error).toMatch(/unavailable/);
-    const metrics = await request(stack.url).get('/metrics').expect(200);
+    const metrics = await request(stack.url).get('/metrics').set(stack.admin).expect(200);
     expect(metrics.text).toMatch(/settle_reconciler_passes_total\{result="failed"\} [1-9]/);
   }, 30000);
 });

@@ -6,9 +6,10 @@ export class ChildApp {
   output = '';
   private constructor(private readonly child: ChildProcess, readonly url: string) {}
 
-  static async start(env: Record<string, string>, options: { script?: string; cwd?: string; timeoutMs?: number } = {}): Promise<ChildApp> {
+  /** `nodeArgs` go before the script, e.g. `--max-old-space-size=160` as `npm run start:prod` runs it. */
+  static async start(env: Record<string, string>, options: { script?: string; cwd?: string; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<ChildApp> {
     const timeoutMs = options.timeoutMs ?? 30000;
-    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'dist', options.script ?? 'main.js')], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(__dirname, '..', '..', 'dist', options.script ?? 'main.js')], {
       cwd: options.cwd,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,7 +23,7 @@ describe('a burst of events is applied in batches, each transition once', () => 
   }
 
   it('pays 60 orders from their events delivered all at once (some twice), with batches larger than one', async () => {
-    const before = (await request(stack.url).get('/metrics')).text;
+    const before = (await request(stack.url).get('/metrics').set(stack.admin)).text;
     const orders: Array<{ id: string; payment: { id: string } }> = [];
     for (let i = 0; i < 60; i++) orders.push((await request(stack.url).post('/orders').send(orderBody()).expect(201)).body);
     for (const o of orders) await stack.stripe.paymentIntents.confirm(o.payment.id, { payment_method: 'pm_card_visa' });
@@ -53,7 +53,7 @@ describe('a burst of events is applied in batches, each transition once', () => 
     expect(history.rows).toHaveLength(60);
     expect(history.rows.every((r: { n: number }) => r.n === 1)).toBe(true);
 
-    const after = (await request(stack.url).get('/metrics')).text;
+    const after = (await request(stack.url).get('/metrics').set(stack.admin)).text;
     const batches = metric(after, 'settle_event_batch_size_count') - metric(before, 'settle_event_batch_size_count');
     const applied = metric(after, 'settle_event_batch_size_sum') - metric(before, 'settle_event_batch_size_sum');
     expect(applied).toBeGreaterThanOrEqual(events.length);

@@ -65,7 +65,7 @@ describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
     });
 
     it('counts rejections by reason', async () => {
-      const metrics = await request(stack.url).get('/metrics').expect(200);
+      const metrics = await request(stack.url).get('/metrics').set(stack.admin).expect(200);
       expect(metrics.text).toMatch(/settle_webhooks_rejected_total\{reason="signature"\} [1-9]/);
       expect(metrics.text).toMatch(/settle_webhooks_rejected_total\{reason="stale"\} [1-9]/);
     });
@@ -114,7 +114,7 @@ describe('POST /webhooks/stripe (verify -> inbox -> queue -> 2xx)', () => {
 
   it('answers 2xx to a duplicate without queuing it again, and counts it', async () => {
     /** A counter's value in GET /metrics (0 when it has no sample yet). */
-    const metric = async (line: RegExp) => Number(line.exec((await request(stack.url).get('/metrics').expect(200)).text)?.[1] ?? 0);
+    const metric = async (line: RegExp) => Number(line.exec((await request(stack.url).get('/metrics').set(stack.admin).expect(200)).text)?.[1] ?? 0);
     const duplicates = () => metric(/^settle_webhooks_duplicate_total (\S+)$/m);
     // A job run for an event already applied ends as 'already_done': what a second enqueue would cause.
     const reruns = () => metric(/^settle_event_processing_seconds_count\{outcome="already_done"\} (\S+)$/m);

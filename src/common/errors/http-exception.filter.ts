@@ -39,7 +39,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
     } else if (isBodyParserError(exception)) {
       // Body parsing fails before any controller: too large or not JSON is the caller's fault.
       status = exception.status;
-      message = exception.type === 'entity.too.large' ? 'Request body is too large' : `Request body is not valid JSON: ${exception.message}`;
+      message = exception.type === 'entity.too.large' ? 'Request body is too large'
+        // Our own checks on the raw body (json-body.ts) say what is wrong themselves.
+        : exception.type === 'entity.verify.failed' ? exception.message
+        : `Request body is not valid JSON: ${exception.message}`;
     } else {
       status = HttpStatus.INTERNAL_SERVER_ERROR;
       message = 'Internal server error';
