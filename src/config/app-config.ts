@@ -27,4 +27,10 @@ export interface AppConfig {
   rateLimitPerMinute: number;
   /** /health/ready fails while more webhook jobs than this wait in the queue. */
   readyMaxBacklog: number;
+  /** Address the HTTP server binds (HOST): 0.0.0.0 for start:prod, 127.0.0.1 for npm start. */
+  host: string;
+  /** After SIGTERM, how long /health/ready fails before the listener closes, so a load balancer stops sending. */
+  shutdownDrainMs: number;
+  /** After the drain, the hard limit for in-flight requests and jobs; past it the process exits 1 naming what was cut off. */
+  shutdownTimeoutMs: number;
 }

@@ -44,6 +44,12 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+function hostAddress(env: Env): string {
+  const host = read(env, 'HOST') ?? '0.0.0.0';
+  if (!/^[\w.:-]+$/.test(host)) throw new ConfigError('HOST', `must be an address such as 127.0.0.1 or 0.0.0.0, got "${host}"`);
+  return host;
+}
+
 /**
  * Validates the whole environment once. Every value the process uses is here;
  * nothing else reads process.env. Throws ConfigError naming the first bad variable.
@@ -99,5 +105,8 @@ export function loadConfig(env: Env): AppConfig {
     logLevel,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 120, 1),
     readyMaxBacklog: integer(env, 'READY_MAX_BACKLOG', 10000, 0),
+    host: hostAddress(env),
+    shutdownDrainMs: integer(env, 'SHUTDOWN_DRAIN_MS', 5000, 0, 600000),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 20000, 100, 600000),
   };
 }

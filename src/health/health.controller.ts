@@ -7,6 +7,7 @@ import type { Response } from 'express';
 import { WEBHOOK_QUEUE } from '../webhooks/webhook-queue';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
+import { ShutdownState } from './shutdown-state';
 
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -24,6 +25,7 @@ export class HealthController {
     private readonly typeorm: TypeOrmHealthIndicator,
     @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly shutdown: ShutdownState,
   ) {}
 
   @Get()
@@ -37,7 +39,7 @@ export class HealthController {
   @Get('ready')
   @ApiOperation({ summary: 'Ready for traffic: dependencies up and the webhook queue backlog below READY_MAX_BACKLOG' })
   ready(@Res({ passthrough: true }) res: Response) {
-    return this.run(res, [() => this.postgres(), () => this.redis(), () => this.backlog()]);
+    return this.run(res, [() => this.notDraining(), () => this.postgres(), () => this.redis(), () => this.backlog()]);
   }
 
   private async run(res: Response, checks: Parameters<HealthCheckService['check']>[0]) {
@@ -56,6 +58,14 @@ export class HealthController {
 
   private redis() {
     return this.indicators.check('redis').attempt(async () => ({ reply: await this.queue.client.ping() })).withTimeout(PROBE_TIMEOUT_MS);
+  }
+
+  /** Fails from SIGTERM on (see ShutdownState), so traffic moves elsewhere before the listener closes. */
+  private notDraining() {
+    return this.indicators.check('shutdown').attempt(async () => {
+      if (this.shutdown.draining) throw new Error('shutting down: not taking new traffic');
+      return {};
+    });
   }
 
   private backlog() {
