@@ -20,6 +20,7 @@ import { distribution, Distribution, fmt, ms, ratio, sleep, waitFor } from './li
 import { EventSource, signatureHeader } from './lib/stripe-events';
 import { runOrdersPhase, OrdersResult } from './phases/orders';
 import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
+import { EmbeddedResult, runEmbeddedPhase } from './phases/embedded';
 
 /**
  * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
@@ -42,7 +43,8 @@ const cfg = {
   orderConnections: num('BENCH_ORDER_CONNECTIONS', 4),
   ingestOrders: num('BENCH_INGEST_ORDERS', 20_000),
   precompute: num('BENCH_PRECOMPUTE', 40_000),
-  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,reconcile,orders').split(',').map((s) => s.trim()),
+  embeddedEvents: num('BENCH_EMBEDDED_EVENTS', 2_000),
+  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,reconcile,orders,embedded').split(',').map((s) => s.trim()),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
   /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
@@ -88,6 +90,7 @@ interface Results {
   };
   reconcile?: ReconcileResult & { error?: string };
   orders?: OrdersResult & { error?: string };
+  embedded?: EmbeddedResult & { error?: string };
   rss: { idleMb?: number; peakMb?: number; byPhaseMb: Record<string, number> };
   /** Per phase: cores the measured server used, and how busy the whole (shared) machine was. */
   cpu: Record<string, CpuUse>;
@@ -246,6 +249,22 @@ async function main(): Promise<void> {
       results.orders = { error: (err as Error).message } as Results['orders'];
     }
     markRss('orders');
+  }
+
+  if (cfg.phases.includes('embedded')) {
+    // A queue of its own: the PostgreSQL-backed process would take its jobs and find no such events.
+    cleanups.push(() => cleanRedis(`${queuePrefix}-embedded`));
+    try {
+      results.embedded = await phase(
+        `npm start on embedded PGlite: ${fmt(cfg.embeddedEvents)} orders, then their events at ${cfg.connections} connections`,
+        // As `npm start` runs it: no heap cap (PGlite's WASM memory is part of the process).
+        () => runEmbeddedPhase({ launcherScript: join(ROOT, 'dist-bench', 'src', 'launcher.js'), env: { ...settleEnv, QUEUE_PREFIX: `${queuePrefix}-embedded` }, secret, events: cfg.embeddedEvents, connections: cfg.connections, nodeArgs: [] }),
+        (r) => `ingest ${fmt(r.ingestRate)} ev/s (p99 ${ms(r.ack.p99)}, ${r.errors} errors); all applied after ${fmt(r.allAppliedS, 1)} s = ${fmt(r.settleRate)} settled/s`,
+        undefined,
+      );
+    } catch (err) {
+      results.embedded = { error: (err as Error).message } as Results['embedded'];
+    }
   }
 
   results.rss.peakMb = settle.peakRssMb();
@@ -476,6 +495,7 @@ function report(r: Results, runTag: string): void {
   const flood = r.settle.flood;
   const rec = r.reconcile;
   const orders = r.orders;
+  const emb = r.embedded;
   const known = (v: number) => (Number.isFinite(v) ? v : undefined);
 
   const targets = {
@@ -508,6 +528,8 @@ function report(r: Results, runTag: string): void {
       '',
       '',
     ],
+    [`Embedded PGlite (npm start): ingest, applying too`, emb?.ingestRate !== undefined ? `${fmt(emb.ingestRate)} ev/s, p99 ${ms(emb.ack.p99)}` : '–', '', '', '', ''],
+    [`Embedded PGlite: settle (flood ${fmt(emb?.events ?? cfg.embeddedEvents)})`, emb?.settleRate !== undefined ? `${fmt(emb.settleRate)}/s, peak RSS ${fmt(emb.peakRssMb)} MB` : '–', '', '', '', ''],
     ['POST /orders', orders?.rate !== undefined ? `${fmt(orders.rate)}/s, p99 ${ms(orders.p99)}` : '–', '', '', '', ''],
     ['Peak RSS (Settle process)', r.rss.peakMb !== undefined ? `${fmt(r.rss.peakMb)} MB` : '–', '', '', `<= ${TARGETS.rssMb} MB`, verdict(targets.rss)],
   ];
@@ -523,6 +545,7 @@ function report(r: Results, runTag: string): void {
     ['settle', r.settle.error],
     ['reconcile', r.reconcile?.error],
     ['orders', r.orders?.error],
+    ['embedded', r.embedded?.error],
   ]) {
     if (error) console.log(`\n${name} phase failed: ${error}`);
   }
