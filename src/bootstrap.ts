@@ -165,7 +165,9 @@ export async function stopApp(app: INestApplicationContext, options: StopOptions
     clearTimeout(forced);
   }
   // Local pause: this process fetches no more jobs and resolves once its running ones are done.
-  await webhookQueueOf(app)?.pause(true);
+  // (With Redis gone it would wait for Redis; the running jobs then fail and are retried anyway.)
+  const queue = webhookQueueOf(app);
+  if ((queue?.client as { status?: string } | undefined)?.status === 'ready') await queue?.pause(true);
   await app.close();
   return cut;
 }
