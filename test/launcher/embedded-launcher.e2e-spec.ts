@@ -14,9 +14,9 @@ import { waitFor } from '../support/wait';
 /**
  * `npm start` (dist/launcher.js) on its embedded PGlite, as a user runs it:
  * floods of signed deliveries, a second process on the same .data/, stops
- * right after a flood, restarts. The embedded database is reached only
- * through the app's HTTP API (a second connection to PGlite's one session
- * is exactly what the launcher must never allow).
+ * right after a flood, restarts. The embedded database is read only
+ * through the app's HTTP API, as a user would, so the test never competes
+ * with the app for PGlite's one session.
  */
 const SHUTDOWN_TIMEOUT_MS = 15000;
 const PUBLIC_MOCK_SECRET = 'whsec_mock_settle_local';

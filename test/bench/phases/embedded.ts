@@ -24,8 +24,8 @@ export interface EmbeddedResult {
 /**
  * `npm start`'s own launcher (dist-bench/src/launcher.js) with no DATABASE_URL:
  * PGlite in the app's process behind one connection. `events` orders are
- * created through POST /orders (the embedded database cannot be seeded from
- * outside: nothing but the app may connect to it), then one signed
+ * created through POST /orders (seeding from outside would compete with the
+ * app for PGlite's one session), then one signed
  * payment_intent.succeeded for each is sent over `connections` connections;
  * the settle rate is events over the time until none is left unapplied.
  */
@@ -127,7 +127,7 @@ function post(agent: http.Agent, url: string, body: string, signature: string): 
   });
 }
 
-/** Polls the admin API (the only way in) until no stored event is left received or queued. */
+/** Polls the admin API until no stored event is left received or queued. */
 async function waitUntilApplied(url: string, headers: Record<string, string>, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
