@@ -28,14 +28,15 @@ async function launch(): Promise<void> {
 
   if (!env.DATABASE_URL) {
     lockDataDir(dataDir, '.data/');
-    // PGlite is one PostgreSQL session: one pooled connection keeps every
-    // statement and transaction apart (requests queue for it; see README).
-    if (env.DATABASE_POOL_SIZE && env.DATABASE_POOL_SIZE !== '1') say(`DATABASE_POOL_SIZE=${env.DATABASE_POOL_SIZE} ignored: the embedded database takes one connection`);
-    env.DATABASE_POOL_SIZE = '1';
+    // PGlite is one PostgreSQL session, served one exchange or transaction at a
+    // time: two connections, one the reconciler holds for its pass and one
+    // everything else (the intake included) queues for; more would only queue too.
+    if (env.DATABASE_POOL_SIZE && env.DATABASE_POOL_SIZE !== '2') say(`DATABASE_POOL_SIZE=${env.DATABASE_POOL_SIZE} ignored: the embedded database takes two connections to its one session`);
+    env.DATABASE_POOL_SIZE = '2';
     const pg = await startEmbeddedPostgres(dataDir);
     stops.unshift(pg.stop);
     env.DATABASE_URL = pg.url;
-    say(`PostgreSQL: embedded PGlite, data in .data/, one connection, this process only (set DATABASE_URL for throughput or several processes)`);
+    say(`PostgreSQL: embedded PGlite, data in .data/, one session, this process only (set DATABASE_URL for throughput or several processes)`);
   } else {
     say('PostgreSQL: DATABASE_URL');
   }

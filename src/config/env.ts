@@ -89,7 +89,8 @@ export function loadConfig(env: Env): AppConfig {
     port: integer(env, 'PORT', 3000, 0, 65535),
     role,
     databaseUrl,
-    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 1, 500),
+    // At least 2: the reconciler holds one connection for a pass while the pass uses another.
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
     queuePrefix,
     stripe: {

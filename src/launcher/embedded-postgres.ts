@@ -106,9 +106,10 @@ export class SessionQueue {
  * PGlite (PostgreSQL compiled to WASM) served over the wire protocol on
  * 127.0.0.1, so the same pg/TypeORM code runs unchanged. Each connection is
  * pglite-socket's PGLiteSocketHandler, all behind one SessionQueue. The app
- * still uses one pooled connection (the launcher sets DATABASE_POOL_SIZE=1):
- * a connection waiting for the session cannot time out a transaction that
- * holds it, and nothing in the app waits for a second connection.
+ * uses two connections in one pool (the launcher sets DATABASE_POOL_SIZE=2,
+ * so the intake shares it): the reconciler holds one, idle between its
+ * exchanges, for its election while its pass and everything else take turns
+ * on the other; no transaction waits for a second connection.
  */
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
   mkdirSync(dataDir, { recursive: true });

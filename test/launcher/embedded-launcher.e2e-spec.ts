@@ -39,6 +39,8 @@ describe('npm start on the embedded database (PGlite): correct under load, one p
         SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
         // No stale-payment checks by the reconciler: the deliveries alone must pay every order.
         RECONCILE_STALE_AFTER_MS: '3600000',
+        // But its passes run throughout: its election holds one of the two connections for a whole pass.
+        RECONCILE_INTERVAL_MS: '1000',
       },
       { script: 'launcher.js', cwd, timeoutMs: 90000 },
     );
@@ -243,6 +245,18 @@ describe('npm start on the embedded database (PGlite): correct under load, one p
     // 5xx is allowed only as "not stored, retry" (e.g. a pool wait); counted so a regression is visible.
     console.log(`embedded flood: 2000 deliveries, ${retried5xx} answered 5xx and were retried`);
   }, 240000);
+
+  it("the reconciler's passes, run all through the flood, each completed: its held election connection never starves the pass", async () => {
+    const passes = async (result: string) => {
+      const text = await (await fetch(`${app!.url}/metrics`)).text();
+      return Number(new RegExp(`^settle_reconciler_passes_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const before = await passes('ok');
+    await waitFor(async () => (await passes('ok')) > before, 'one more completed reconciler pass', 15000);
+    expect(await passes('ok')).toBeGreaterThan(1);
+    expect(await passes('failed')).toBe(0);
+    expect(await passes('skipped')).toBe(0);
+  }, 30000);
 
   it('SIGTERM right after a flood ends the process within its deadline, frees both ports, and nothing acknowledged is lost', async () => {
     const orders = await createOrders(100);
