@@ -246,14 +246,13 @@ describe('npm start on the embedded database (PGlite): correct under load, one p
     console.log(`embedded flood: 2000 deliveries, ${retried5xx} answered 5xx and were retried`);
   }, 240000);
 
-  it("the reconciler's passes, run all through the flood, each completed: its held election connection never starves the pass", async () => {
+  it("the reconciler's passes, run all along (the flood's time included), each complete: its held election connection never starves the pass", async () => {
     const passes = async (result: string) => {
       const text = await (await fetch(`${app!.url}/metrics`)).text();
       return Number(new RegExp(`^settle_reconciler_passes_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
     };
     const before = await passes('ok');
-    await waitFor(async () => (await passes('ok')) > before, 'one more completed reconciler pass', 15000);
-    expect(await passes('ok')).toBeGreaterThan(1);
+    await waitFor(async () => (await passes('ok')) >= before + 2, 'two more completed reconciler passes', 15000);
     expect(await passes('failed')).toBe(0);
     expect(await passes('skipped')).toBe(0);
   }, 30000);
