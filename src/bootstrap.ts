@@ -15,6 +15,11 @@ import helmet from 'helmet';
 import { useJsonBodyParsers } from './common/json-body';
 import { adminAuthMiddleware } from './common/admin-auth.middleware';
 import { AuthFailureThrottle } from './common/auth-failure-throttle';
+import { getQueueToken } from '@nestjs/bull';
+import type { Job, Queue } from 'bull';
+import { APP_CONFIG } from './config/config.module';
+import { ShutdownState } from './health/shutdown-state';
+import { WEBHOOK_QUEUE } from './webhooks/webhook-queue';
 
 
 /** Builds the HTTP app (roles api and all); not yet listening. */
@@ -78,48 +83,151 @@ export async function startApp(config: AppConfig): Promise<{ app: INestApplicati
   if (config.role === 'worker') {
     const app = await createWorkerContext(config);
     await app.init();
+    trackWork(app);
     return { app };
   }
   const app = await createHttpApp(config);
-  await app.listen(config.port, '0.0.0.0');
+  trackWork(app);
+  await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  return { app, url: `http://127.0.0.1:${port}` };
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return { app, url: `http://${shownHost}:${port}` };
+}
+
+/** What this process is doing now, so a stop can wait for it and say what a deadline cut off. */
+interface Work {
+  requests: number;
+  jobs: Set<string>;
+}
+const workOf = new WeakMap<INestApplicationContext, Work>();
+
+/** Counts in-flight HTTP requests and the Bull jobs this process runs (the queue's local events). */
+function trackWork(app: INestApplicationContext): Work {
+  const work: Work = { requests: 0, jobs: new Set() };
+  workOf.set(app, work);
+  httpServerOf(app)?.on('request', (_req, res: import('node:http').ServerResponse) => {
+    work.requests += 1;
+    res.once('close', () => (work.requests -= 1));
+  });
+  const queue = webhookQueueOf(app);
+  queue?.on('active', (job: Job) => work.jobs.add(String(job.id)));
+  queue?.on('completed', (job: Job) => work.jobs.delete(String(job.id)));
+  queue?.on('failed', (job: Job) => work.jobs.delete(String(job.id)));
+  return work;
+}
+
+function httpServerOf(app: INestApplicationContext): import('node:http').Server | undefined {
+  return (app as Partial<INestApplication>).getHttpServer?.() as import('node:http').Server | undefined;
+}
+
+function webhookQueueOf(app: INestApplicationContext): Queue | undefined {
+  try {
+    return app.get<Queue>(getQueueToken(WEBHOOK_QUEUE), { strict: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/** In-flight work in words, for the line a shutdown deadline prints. */
+function describeWork(app: INestApplicationContext): string {
+  const work = workOf.get(app);
+  if (!work) return 'unknown work';
+  const jobs = [...work.jobs];
+  const jobList = jobs.length ? ` (${jobs.slice(0, 5).join(', ')}${jobs.length > 5 ? ', …' : ''})` : '';
+  return `${work.requests} HTTP request(s), ${jobs.length} queue job(s)${jobList}`;
+}
+
+export interface StopOptions {
+  /** How long /health/ready fails before the listener closes (SHUTDOWN_DRAIN_MS). */
+  drainMs?: number;
+  /** How long in-flight requests get once the listener is closed; then their connections are cut. */
+  graceMs?: number;
 }
 
 /**
- * Graceful stop: first stop taking connections and let in-flight requests
- * finish (Nest would otherwise close the database pool under them), then close
- * the app, which waits for running queue jobs, closes the queues and the pool.
+ * Graceful stop, in the order a load balancer needs: /health/ready fails
+ * first, then after `drainMs` the listener closes and in-flight requests
+ * finish, then the queue takes no new jobs and the running ones finish here
+ * (not left to another process's stalled-job recovery), then the app closes
+ * its queues and pool. Returns what had to be cut off (empty: nothing).
  */
-export async function stopApp(app: INestApplicationContext, graceMs = 10000): Promise<void> {
-  const server = (app as Partial<INestApplication>).getHttpServer?.() as import('node:http').Server | undefined;
+export async function stopApp(app: INestApplicationContext, options: StopOptions = {}): Promise<string[]> {
+  const { drainMs = 0, graceMs = 10000 } = options;
+  const cut: string[] = [];
+  const shutdown = (() => {
+    try {
+      return app.get(ShutdownState, { strict: false });
+    } catch {
+      return undefined;
+    }
+  })();
+  if (shutdown) shutdown.draining = true;
+  if (drainMs > 0) await sleep(drainMs);
+
+  const server = httpServerOf(app);
   if (server?.listening) {
-    const forced = setTimeout(() => server.closeAllConnections(), graceMs);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections go as soon as their request is answered, not when the client hangs up.
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
+    const forced = setTimeout(() => {
+      const requests = workOf.get(app)?.requests ?? 0;
+      if (requests > 0) cut.push(`${requests} HTTP request(s) still running after ${graceMs} ms`);
+      server.closeAllConnections();
+    }, graceMs);
+    await closed;
+    clearInterval(idleSweep);
     clearTimeout(forced);
   }
+  // Local pause: this process fetches no more jobs and resolves once its running ones are done.
+  // (With Redis gone it would wait for Redis; the running jobs then fail and are retried anyway.)
+  const queue = webhookQueueOf(app);
+  if ((queue?.client as { status?: string } | undefined)?.status === 'ready') await queue?.pause(true);
   await app.close();
+  return cut;
 }
 
-/** Stops the app once on SIGTERM or SIGINT, then runs `after` (the launcher stops what it embedded) and exits 0. */
+/**
+ * Stops the app once on SIGTERM or SIGINT (SHUTDOWN_DRAIN_MS, then stopApp),
+ * then runs `after` (the launcher stops what it embedded) and exits 0. A
+ * hard deadline (drain + SHUTDOWN_TIMEOUT_MS) or a second signal ends the
+ * process with 1 and one line naming the work that was cut off: stored events
+ * are never lost by that (their jobs are retried), requests get no answer.
+ */
 export function stopOnSignals(app: INestApplicationContext, after: () => Promise<void> = async () => undefined): void {
+  const config = app.get<AppConfig>(APP_CONFIG, { strict: false });
   let stopping = false;
+  let phase = 'finishing in-flight work';
+  const cutOff = (why: string) => {
+    // console.error is synchronous on pipes and files, so the line is out before exit.
+    console.error(`Shutdown cut short (${why}) while ${phase}: cut off ${describeWork(app)}; exiting 1`);
+    process.exit(1);
+  };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    if (stopping) return cutOff(`second ${signal}`);
     stopping = true;
-    new Logger('Shutdown').log(`${signal}: finishing in-flight work`);
-    stopApp(app)
-      .then(after)
-      .then(() => process.exit(0))
+    new Logger('Shutdown').log(`${signal}: /health/ready fails now; finishing in-flight work (drain ${config.shutdownDrainMs} ms, deadline ${config.shutdownTimeoutMs} ms)`);
+    setTimeout(() => cutOff(`SHUTDOWN_TIMEOUT_MS ${config.shutdownTimeoutMs} ms passed`), config.shutdownDrainMs + config.shutdownTimeoutMs);
+    stopApp(app, { drainMs: config.shutdownDrainMs, graceMs: Math.floor(config.shutdownTimeoutMs / 2) })
+      .then(async (cut) => {
+        phase = 'stopping embedded services';
+        await after();
+        if (cut.length > 0) {
+          console.error(`Shutdown finished, but cut off ${cut.join('; ')}; exiting 1`);
+          process.exit(1);
+        }
+        process.exit(0);
+      })
       .catch((err) => {
-        console.error(`Shutdown failed: ${(err as Error).message}`);
+        console.error(`Shutdown failed while ${phase}: ${(err as Error).message}`);
         process.exit(1);
       });
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Runs pending migrations before any module starts work. The transaction-scoped

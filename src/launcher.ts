@@ -7,6 +7,7 @@ import { startApp, stopOnSignals } from './bootstrap';
 import { startEmbeddedPostgres } from './launcher/embedded-postgres';
 import { chooseRedis } from './launcher/embedded-redis';
 import { MockPsp, mockPspOptionsFromEnv } from './mock-psp';
+import { LaunchRefused, lockDataDir, mockWebhookSecret } from './launcher/data-dir';
 
 loadDotenv({ quiet: true });
 
@@ -18,14 +19,24 @@ async function launch(): Promise<void> {
   const env: Record<string, string | undefined> = { ...process.env };
   const stops: Array<() => Promise<void>> = [];
   const say = (line: string) => console.log(`[settle] ${line}`);
+  const dataDir = join(process.cwd(), '.data');
+
+  // A machine's own tool: reachable from this machine only unless HOST says otherwise.
+  env.HOST ??= '127.0.0.1';
+  // No load balancer to drain in front of npm start.
+  env.SHUTDOWN_DRAIN_MS ??= '0';
 
   if (!env.DATABASE_URL) {
-    const pool = Number(env.DATABASE_POOL_SIZE ?? 10);
-    env.DATABASE_POOL_SIZE = String(pool);
-    const pg = await startEmbeddedPostgres(join(process.cwd(), '.data'), pool + 2);
+    lockDataDir(dataDir, '.data/');
+    // PGlite is one PostgreSQL session, served one exchange or transaction at a
+    // time: two connections, one the reconciler holds for its pass and one
+    // everything else (the intake included) queues for; more would only queue too.
+    if (env.DATABASE_POOL_SIZE && env.DATABASE_POOL_SIZE !== '2') say(`DATABASE_POOL_SIZE=${env.DATABASE_POOL_SIZE} ignored: the embedded database takes two connections to its one session`);
+    env.DATABASE_POOL_SIZE = '2';
+    const pg = await startEmbeddedPostgres(dataDir);
     stops.unshift(pg.stop);
     env.DATABASE_URL = pg.url;
-    say(`PostgreSQL: embedded PGlite, data in .data/ (set DATABASE_URL to use your own)`);
+    say(`PostgreSQL: embedded PGlite, data in .data/, one session, this process only (set DATABASE_URL for throughput or several processes)`);
   } else {
     say('PostgreSQL: DATABASE_URL');
   }
@@ -42,12 +53,19 @@ async function launch(): Promise<void> {
 
   let mock: MockPsp | undefined;
   if (!env.STRIPE_SECRET_KEY) {
-    mock = await MockPsp.start(mockPspOptionsFromEnv(env));
+    // Never the public default from the source: anyone who can reach the app could sign with it.
+    const secret = env.MOCK_PSP_WEBHOOK_SECRET ? undefined : mockWebhookSecret(dataDir);
+    mock = await MockPsp.start(mockPspOptionsFromEnv({ ...env, MOCK_PSP_WEBHOOK_SECRET: env.MOCK_PSP_WEBHOOK_SECRET ?? secret?.secret }));
     stops.unshift(() => (mock as MockPsp).stop());
     env.STRIPE_SECRET_KEY = 'sk_test_settle_local';
     env.STRIPE_API_URL = mock.url;
     env.STRIPE_WEBHOOK_SECRET = mock.webhookSecret;
-    say(`PSP: bundled mock at ${mock.url}, webhooks signed with ${mock.webhookSecret} (set STRIPE_SECRET_KEY for Stripe)`);
+    say(`PSP: bundled mock at ${mock.url} (set STRIPE_SECRET_KEY for Stripe)`);
+    say(
+      secret
+        ? `MOCK_PSP_WEBHOOK_SECRET (${secret.created ? 'generated' : 'kept'} in .data/mock-webhook-secret): ${mock.webhookSecret}`
+        : `MOCK_PSP_WEBHOOK_SECRET (set): ${mock.webhookSecret}`,
+    );
   } else {
     say(`PSP: ${env.STRIPE_API_URL ?? 'Stripe'} with STRIPE_SECRET_KEY`);
   }
@@ -68,6 +86,7 @@ async function launch(): Promise<void> {
 }
 
 launch().catch((err) => {
-  console.error(err instanceof ConfigError ? err.message : `[settle] failed to start: ${(err as Error).message}`);
+  if (err instanceof LaunchRefused) console.error(`[settle] ${err.message}`);
+  else console.error(err instanceof ConfigError ? err.message : `[settle] failed to start: ${(err as Error).message}`);
   process.exit(1);
 });

@@ -37,4 +37,10 @@ export interface AppConfig {
   webhookAllowedIps?: string[];
   /** Deliveries failing verification one client may send a minute before it is answered 429; 0 turns this off. */
   webhookRefusedPerMinute: number;
+  /** Address the HTTP server binds (HOST): 0.0.0.0 for start:prod, 127.0.0.1 for npm start. */
+  host: string;
+  /** After SIGTERM, how long /health/ready fails before the listener closes, so a load balancer stops sending. */
+  shutdownDrainMs: number;
+  /** After the drain, the hard limit for in-flight requests and jobs; past it the process exits 1 naming what was cut off. */
+  shutdownTimeoutMs: number;
 }

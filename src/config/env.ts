@@ -84,6 +84,12 @@ export function redactSecrets(text: string, config: Pick<AppConfig, 'databaseUrl
   return redacted;
 }
 
+function hostAddress(env: Env): string {
+  const host = read(env, 'HOST') ?? '0.0.0.0';
+  if (!/^[\w.:-]+$/.test(host)) throw new ConfigError('HOST', `must be an address such as 127.0.0.1 or 0.0.0.0, got "${host}"`);
+  return host;
+}
+
 /**
  * Validates the whole environment once. Every value the process uses is here;
  * nothing else reads process.env. Throws ConfigError naming the first bad variable.
@@ -127,7 +133,8 @@ export function loadConfig(env: Env): AppConfig {
     port: integer(env, 'PORT', 3000, 0, 65535),
     role,
     databaseUrl,
-    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 1, 500),
+    // At least 2: the reconciler holds one connection for a pass while the pass uses another.
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
     queuePrefix,
     stripe: {
@@ -150,6 +157,9 @@ export function loadConfig(env: Env): AppConfig {
       return raw === undefined ? undefined : expandAllowlist(raw);
     }),
     webhookRefusedPerMinute: integer(env, 'WEBHOOK_REFUSED_PER_MINUTE', 60, 0),
+    host: hostAddress(env),
+    shutdownDrainMs: integer(env, 'SHUTDOWN_DRAIN_MS', 5000, 0, 600000),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 20000, 100, 600000),
   };
 }
 

@@ -3,7 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { InitialSchema1763870000000 } from './migrations/1763870000000-initial-schema';
-import { Database, INTAKE_POOL_SIZE } from './database';
+import { Database, planPools } from './database';
 
 export const MIGRATIONS = [InitialSchema1763870000000];
 
@@ -25,8 +25,8 @@ export const MIGRATIONS = [InitialSchema1763870000000];
         // Several instances may start at once: each migration runs in its own transaction behind TypeORM's lock.
         migrationsTransactionMode: 'each' as const,
         synchronize: false,
-        // DATABASE_POOL_SIZE counts the webhook intake's own connections too (see Database.intake).
-        extra: { max: Math.max(1, config.databasePoolSize - INTAKE_POOL_SIZE), connectionTimeoutMillis: 5000 },
+        // DATABASE_POOL_SIZE counts the webhook intake's own connections too (see planPools, Database.intake).
+        extra: { max: planPools(config.databasePoolSize).main, connectionTimeoutMillis: 5000 },
         // Fail fast at boot instead of TypeORM's default of retrying for half a minute.
         retryAttempts: 2,
         retryDelay: 500,

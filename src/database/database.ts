@@ -12,6 +12,29 @@ export interface Queryable {
 
 /** Connections kept apart for the webhook intake (see Database.intake). */
 export const INTAKE_POOL_SIZE = 2;
+/**
+ * The least the main pool needs: the reconciler holds one connection for a
+ * whole pass (its session advisory lock) while the pass queries through another.
+ */
+export const MIN_MAIN_POOL_SIZE = 2;
+
+/** How DATABASE_POOL_SIZE connections are split: the main pool's size, and whether the intake gets its own pool. */
+export interface PoolPlan {
+  main: number;
+  intake: 'own' | 'shared';
+}
+
+/**
+ * The intake's own pool only when the main pool keeps MIN_MAIN_POOL_SIZE
+ * beside it; a smaller total (the embedded PGlite gets 2: one session, served
+ * one exchange at a time) is one pool the intake shares, without the intake's
+ * timeouts, which are session settings and would apply to every statement
+ * there. Either way the pools total DATABASE_POOL_SIZE.
+ */
+export function planPools(databasePoolSize: number): PoolPlan {
+  if (databasePoolSize >= MIN_MAIN_POOL_SIZE + INTAKE_POOL_SIZE) return { main: databasePoolSize - INTAKE_POOL_SIZE, intake: 'own' };
+  return { main: databasePoolSize, intake: 'shared' };
+}
 /** The intake's limits: a locked or stuck table answers 503 (the PSP retries) instead of hanging the PSP's request. */
 export const INTAKE_LOCK_TIMEOUT_MS = 2000;
 export const INTAKE_STATEMENT_TIMEOUT_MS = 5000;
@@ -41,11 +64,15 @@ export class Database implements Queryable, OnApplicationShutdown {
    * route answer 503 instead of hanging.
    */
   readonly intake: Queryable;
-  private readonly intakePool: Pool;
+  private readonly intakePool?: Pool;
 
   constructor(@InjectDataSource() dataSource: DataSource, @Inject(APP_CONFIG) config: AppConfig) {
     this.pool = (dataSource.driver as unknown as { master: Pool }).master;
     this.main = new Connection(this.pool);
+    if (planPools(config.databasePoolSize).intake === 'shared') {
+      this.intake = this.main;
+      return;
+    }
     // The timeouts are session settings sent when each connection starts: no statement of their own.
     this.intakePool = new Pool({
       connectionString: config.databaseUrl,
@@ -95,7 +122,7 @@ export class Database implements Queryable, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.intakePool.end().catch(() => undefined);
+    await this.intakePool?.end().catch(() => undefined);
   }
 }
 

@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import { WebhookQueueStats } from '../webhooks/webhook-queue-stats';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
+import { ShutdownState } from './shutdown-state';
 
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -22,6 +23,7 @@ export class HealthController {
     private readonly typeorm: TypeOrmHealthIndicator,
     private readonly queue: WebhookQueueStats,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly shutdown: ShutdownState,
   ) {}
 
   @Get()
@@ -35,7 +37,7 @@ export class HealthController {
   @Get('ready')
   @ApiOperation({ summary: 'Ready for traffic: dependencies up and the webhook queue backlog below READY_MAX_BACKLOG' })
   ready(@Res({ passthrough: true }) res: Response) {
-    return this.run(res, [() => this.postgres(), () => this.redis(), () => this.backlog()]);
+    return this.run(res, [() => this.notDraining(), () => this.postgres(), () => this.redis(), () => this.backlog()]);
   }
 
   private async run(res: Response, checks: Parameters<HealthCheckService['check']>[0]) {
@@ -54,6 +56,14 @@ export class HealthController {
 
   private redis() {
     return this.indicators.check('redis').attempt(async () => ({ reply: await this.queue.ping() })).withTimeout(PROBE_TIMEOUT_MS);
+  }
+
+  /** Fails from SIGTERM on (see ShutdownState), so traffic moves elsewhere before the listener closes. */
+  private notDraining() {
+    return this.indicators.check('shutdown').attempt(async () => {
+      if (this.shutdown.draining) throw new Error('shutting down: not taking new traffic');
+      return {};
+    });
   }
 
   private backlog() {

@@ -21,6 +21,7 @@ import { EventSource, signatureHeader } from './lib/stripe-events';
 import { runOrdersPhase, OrdersResult } from './phases/orders';
 import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
 import { runGatePhase, GateResult } from './phases/gate';
+import { EmbeddedResult, runEmbeddedPhase } from './phases/embedded';
 
 /**
  * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
@@ -45,7 +46,8 @@ const cfg = {
   precompute: num('BENCH_PRECOMPUTE', 40_000),
   /** Connections of the junk flood in the gate phase (from 127.0.0.2, beside the genuine sender's). */
   junkConnections: num('BENCH_JUNK_CONNECTIONS', 50),
-  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,gate,reconcile,orders').split(',').map((s) => s.trim()),
+  embeddedEvents: num('BENCH_EMBEDDED_EVENTS', 2_000),
+  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,gate,reconcile,orders,embedded').split(',').map((s) => s.trim()),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
   /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
@@ -93,6 +95,7 @@ interface Results {
   reconcile?: ReconcileResult & { error?: string };
   orders?: OrdersResult & { error?: string };
   gate?: GateResult & { error?: string };
+  embedded?: EmbeddedResult & { error?: string };
   rss: { idleMb?: number; peakMb?: number; byPhaseMb: Record<string, number> };
   /** Per phase: cores the measured server used, and how busy the whole (shared) machine was. */
   cpu: Record<string, CpuUse>;
@@ -267,6 +270,22 @@ async function main(): Promise<void> {
       results.orders = { error: (err as Error).message } as Results['orders'];
     }
     markRss('orders');
+  }
+
+  if (cfg.phases.includes('embedded')) {
+    // A queue of its own: the PostgreSQL-backed process would take its jobs and find no such events.
+    cleanups.push(() => cleanRedis(`${queuePrefix}-embedded`));
+    try {
+      results.embedded = await phase(
+        `npm start on embedded PGlite: ${fmt(cfg.embeddedEvents)} orders, then their events at ${cfg.connections} connections`,
+        // As `npm start` runs it: no heap cap (PGlite's WASM memory is part of the process).
+        () => runEmbeddedPhase({ launcherScript: join(ROOT, 'dist-bench', 'src', 'launcher.js'), env: { ...settleEnv, QUEUE_PREFIX: `${queuePrefix}-embedded` }, secret, events: cfg.embeddedEvents, connections: cfg.connections, nodeArgs: [] }),
+        (r) => `ingest ${fmt(r.ingestRate)} ev/s (p99 ${ms(r.ack.p99)}, ${r.errors} errors); all applied after ${fmt(r.allAppliedS, 1)} s = ${fmt(r.settleRate)} settled/s`,
+        undefined,
+      );
+    } catch (err) {
+      results.embedded = { error: (err as Error).message } as Results['embedded'];
+    }
   }
 
   results.rss.peakMb = settle.peakRssMb();
@@ -500,6 +519,7 @@ function report(r: Results, runTag: string): void {
   const flood = r.settle.flood;
   const rec = r.reconcile;
   const orders = r.orders;
+  const emb = r.embedded;
   const known = (v: number) => (Number.isFinite(v) ? v : undefined);
 
   const targets = {
@@ -541,6 +561,8 @@ function report(r: Results, runTag: string): void {
       `>= ${TARGETS.gateFloodRatio}x`,
       verdict(targets.gateFlood),
     ],
+    [`Embedded PGlite (npm start): ingest, applying too`, emb?.ingestRate !== undefined ? `${fmt(emb.ingestRate)} ev/s, p99 ${ms(emb.ack.p99)}` : '–', '', '', '', ''],
+    [`Embedded PGlite: settle (flood ${fmt(emb?.events ?? cfg.embeddedEvents)})`, emb?.settleRate !== undefined ? `${fmt(emb.settleRate)}/s, peak RSS ${fmt(emb.peakRssMb)} MB` : '–', '', '', '', ''],
     ['POST /orders', orders?.rate !== undefined ? `${fmt(orders.rate)}/s, p99 ${ms(orders.p99)}` : '–', '', '', '', ''],
     ['Peak RSS (Settle process)', r.rss.peakMb !== undefined ? `${fmt(r.rss.peakMb)} MB` : '–', '', '', `<= ${TARGETS.rssMb} MB`, verdict(targets.rss)],
   ];
@@ -557,6 +579,7 @@ function report(r: Results, runTag: string): void {
     ['reconcile', r.reconcile?.error],
     ['orders', r.orders?.error],
     ['gate', r.gate?.error],
+    ['embedded', r.embedded?.error],
   ]) {
     if (error) console.log(`\n${name} phase failed: ${error}`);
   }

@@ -11,7 +11,8 @@ export class ChildApp {
     const timeoutMs = options.timeoutMs ?? 30000;
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), join(__dirname, '..', '..', 'dist', options.script ?? 'main.js')], {
       cwd: options.cwd,
-      env: { PATH: process.env.PATH ?? '', ...env },
+      // No load balancer in front of a test: no drain wait unless a test asks for one.
+      env: { PATH: process.env.PATH ?? '', SHUTDOWN_DRAIN_MS: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -42,6 +43,19 @@ export class ChildApp {
 
   get pid(): number {
     return this.child.pid as number;
+  }
+
+  /** Resolves with the exit code (or signal name) once the process is gone, without signalling it. */
+  exited(): Promise<number | string> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve(this.child.exitCode ?? (this.child.signalCode as string));
+      this.child.once('exit', (code, sig) => resolve(code ?? (sig as string)));
+    });
+  }
+
+  /** Sends a signal without waiting. */
+  signal(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
   }
 
   /** Sends the signal and resolves with the exit code (or signal name) once the process is gone. */

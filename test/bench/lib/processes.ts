@@ -26,12 +26,13 @@ export class ServerProcess {
     name: string,
     script: string,
     env: Record<string, string>,
-    options: { nodeArgs?: string[]; timeoutMs?: number; ready?: RegExp } = {},
+    options: { nodeArgs?: string[]; timeoutMs?: number; ready?: RegExp; cwd?: string } = {},
   ): Promise<ServerProcess> {
     const ready = options.ready ?? /listening on (http:\/\/\S+)/;
     const timeoutMs = options.timeoutMs ?? 60_000;
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script], {
       env: { PATH: process.env.PATH ?? '', ...env },
+      cwd: options.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
