@@ -248,7 +248,8 @@ describe('npm start on the embedded database (PGlite): correct under load, one p
 
   it("the reconciler's passes, run all along (the flood's time included), each complete: its held election connection never starves the pass", async () => {
     const passes = async (result: string) => {
-      const text = await (await fetch(`${app!.url}/metrics`)).text();
+      // /metrics needs the admin key (or METRICS_TOKEN).
+      const text = await (await fetch(`${app!.url}/metrics`, { headers: { Authorization: `Bearer ${adminKey}` } })).text();
       return Number(new RegExp(`^settle_reconciler_passes_total\\{result="${result}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
     };
     const before = await passes('ok');
