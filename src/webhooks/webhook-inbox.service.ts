@@ -204,6 +204,28 @@ export class WebhookInbox implements OnModuleDestroy {
     return ids.filter((_, i) => jobs[i] === null);
   }
 
+  /**
+   * Of the given events (rows not yet applied nor dead), those whose job has
+   * failed its last attempt, with that job removed so that adding the same job
+   * id queues it again. A failed job for such a row means its worker could not
+   * even record the failure (the database was down through every retry):
+   * left alone, the row would wait for ever behind a job id that add ignores.
+   */
+  async takeBackFailedJobs(ids: string[]): Promise<string[]> {
+    const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
+    const failed = await Promise.all(
+      // Only a job that has failed at least once can be in the failed set; skip the round trip for the rest.
+      jobs.map(async (job) => (job?.failedReason && (await job.isFailed()) ? job : null)),
+    );
+    const taken: string[] = [];
+    for (const job of failed) {
+      if (!job) continue;
+      await job.remove();
+      taken.push(String(job.id));
+    }
+    return taken;
+  }
+
   private markQueuedSoon(...ids: string[]): void {
     this.toMark.push(...ids);
     this.markTimer ??= setTimeout(() => {

@@ -7,7 +7,11 @@ import { WebhookInbox } from './webhook-inbox.service';
 const RELAY_EVERY_MS = 2000;
 /** Give the request path time to mark what it queued before treating a row as never queued. */
 const RECEIVED_GRACE = '2 seconds';
-/** A 'queued' row this old whose job Bull no longer has was lost with Redis (no persistence): queue it again. */
+/**
+ * A 'queued' row this old whose job Bull no longer has was lost with Redis (no
+ * persistence), and one whose job failed its last attempt could not be marked
+ * dead: queue it again.
+ */
 const QUEUED_GRACE = '15 seconds';
 const BATCH = 200;
 
@@ -47,9 +51,13 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
       const waiting: Array<{ id: string }> = await this.db.query(
         `SELECT id FROM webhook_events WHERE status = 'queued' AND received_at < now() - interval '${QUEUED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
       );
-      const lostIds = await this.inbox.missingJobs(waiting.map((w) => w.id));
-      const lost = (await this.inbox.enqueue(lostIds)) ? lostIds.length : 0;
-      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lost });
+      const waitingIds = waiting.map((w) => w.id);
+      const lostIds = await this.inbox.missingJobs(waitingIds);
+      // A row still 'queued' whose job failed for good: its worker could not mark it dead (database down), so queue it again.
+      const failedIds = await this.inbox.takeBackFailedJobs(waitingIds.filter((id) => !lostIds.includes(id)));
+      const requeued = [...lostIds, ...failedIds];
+      const lost = (await this.inbox.enqueue(requeued)) ? requeued.length : 0;
+      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lostIds.length, failedJobs: failedIds.length });
       return queued.length + lost;
     } catch (err) {
       this.logger.warn({ msg: 'relay sweep failed; next sweep retries', error: (err as Error).message });
