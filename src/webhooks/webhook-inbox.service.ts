@@ -205,25 +205,32 @@ export class WebhookInbox implements OnModuleDestroy {
   }
 
   /**
-   * Of the given events (rows not yet applied nor dead), those whose job has
-   * failed its last attempt, with that job removed so that adding the same job
-   * id queues it again. A failed job for such a row means its worker could not
-   * even record the failure (the database was down through every retry):
-   * left alone, the row would wait for ever behind a job id that add ignores.
+   * Of the given events (rows not yet applied nor dead), those whose job will
+   * never run again, with that job removed so that adding the same job id
+   * queues it anew (add ignores an id Bull still holds):
+   * - failed its last attempt: its worker could not even mark the row dead
+   *   (the database was down through every retry);
+   * - stuck, in no list at all: a worker that took the job before Redis
+   *   restarted empty finished it afterwards, which wrote the job's record
+   *   into the new Redis but could not move it anywhere.
+   * Only jobs that were tried at least once are looked at (getState costs up
+   * to six round trips): an untried job is in the wait list or was lost whole.
    */
-  async takeBackFailedJobs(ids: string[]): Promise<string[]> {
+  async takeBackDeadEndJobs(ids: string[]): Promise<string[]> {
     const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
-    const failed = await Promise.all(
-      // Only a job that has failed at least once can be in the failed set; skip the round trip for the rest.
-      jobs.map(async (job) => (job?.failedReason && (await job.isFailed()) ? job : null)),
+    const taken = await Promise.all(
+      jobs.map(async (job) => {
+        if (!job || !(job.attemptsMade > 0 || job.failedReason)) return null;
+        const state = await job.getState();
+        if (state !== 'failed' && state !== 'stuck') return null;
+        // A job a worker still holds the lock of is not removed (Bull refuses); the next sweep looks again.
+        return job.remove().then(
+          () => String(job.id),
+          () => null,
+        );
+      }),
     );
-    const taken: string[] = [];
-    for (const job of failed) {
-      if (!job) continue;
-      await job.remove();
-      taken.push(String(job.id));
-    }
-    return taken;
+    return taken.filter((id): id is string => id !== null);
   }
 
   private markQueuedSoon(...ids: string[]): void {

@@ -9,8 +9,8 @@ const RELAY_EVERY_MS = 2000;
 const RECEIVED_GRACE = '2 seconds';
 /**
  * A 'queued' row this old whose job Bull no longer has was lost with Redis (no
- * persistence), and one whose job failed its last attempt could not be marked
- * dead: queue it again.
+ * persistence), and one whose job failed its last attempt (it could not be
+ * marked dead) or is stuck in no list (finished into a restarted Redis): queue it again.
  */
 const QUEUED_GRACE = '15 seconds';
 const BATCH = 200;
@@ -53,11 +53,11 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
       );
       const waitingIds = waiting.map((w) => w.id);
       const lostIds = await this.inbox.missingJobs(waitingIds);
-      // A row still 'queued' whose job failed for good: its worker could not mark it dead (database down), so queue it again.
-      const failedIds = await this.inbox.takeBackFailedJobs(waitingIds.filter((id) => !lostIds.includes(id)));
-      const requeued = [...lostIds, ...failedIds];
+      // A row still 'queued' whose job failed for good or is stuck in no list: queue it again (see takeBackDeadEndJobs).
+      const deadEndIds = await this.inbox.takeBackDeadEndJobs(waitingIds.filter((id) => !lostIds.includes(id)));
+      const requeued = [...lostIds, ...deadEndIds];
       const lost = (await this.inbox.enqueue(requeued)) ? requeued.length : 0;
-      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lostIds.length, failedJobs: failedIds.length });
+      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lostIds.length, deadEndJobs: deadEndIds.length });
       return queued.length + lost;
     } catch (err) {
       this.logger.warn({ msg: 'relay sweep failed; next sweep retries', error: (err as Error).message });
