@@ -11,7 +11,8 @@ import { testAppEnv, uniqueQueuePrefix } from '../support/services';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { waitFor } from '../support/wait';
 
-type Fault = 'none' | 'killWorker' | 'restartRedis';
+type MidStreamFault = 'killWorker' | 'restartRedis';
+type Fault = 'none' | MidStreamFault;
 
 /**
  * The full-stack property with the faults of a real deployment: for any mix of
@@ -44,11 +45,8 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
 
   afterAll(async () => {
     stack?.mock.setForwardTo(undefined);
-    let t = Date.now();
     await worker?.stop('SIGTERM');
-    console.log('DEBUG worker stop ms', Date.now() - t); t = Date.now();
     await stack?.stop();
-    console.log('DEBUG stack stop ms', Date.now() - t); t = Date.now();
     await redis?.down();
     // Printed so a run shows how much the faults exercised.
     console.log(`fault property: ${JSON.stringify(seen)}`);
@@ -148,27 +146,29 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
   const seedArb = fc.integer({ min: 0, max: 2 ** 31 - 1 });
   /** Which flows run before the fault, how far into them it lands, and how long Redis stays down. */
   const timingArb = fc.record({ faultAfter: fc.integer({ min: 1, max: 4 }), faultAt: fc.integer({ min: 0, max: 300 }), redisDownMs: fc.integer({ min: 0, max: 1500 }) });
-  /** FC_SEED (and FC_PATH) from a failure's report replay its counterexample. */
+  /**
+   * A run takes seconds, so a failure reports its first counterexample (endOnFailure) instead of
+   * shrinking it for minutes; FC_SEED and FC_PATH from that report replay it.
+   */
   const replay = process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH } : {};
 
   it('drops, duplicates, delays and reordering, with two instances', async () => {
     await fc.assert(
       fc.asyncProperty(flowsArb, faultsArb, seedArb, async (flows, faults, seed) => run(flows, faults, seed, 'none', { faultAfter: 0, faultAt: 0, redisDownMs: 0 })),
-      { numRuns: 8, ...replay },
+      { numRuns: 8, endOnFailure: true, ...replay },
     );
     expect(seen.dropped).toBeGreaterThan(0);
   }, 120000);
 
   // A killed worker's jobs wait for their locks to lapse (10 s), and jobs Redis forgot wait for the
   // relay's 15 s grace, so these runs take 10-20 s each: fewer of them.
-  it.each<[Fault]>([['killWorker'], ['restartRedis']])('the same with %s mid-stream', async (fault) => {
-    const before = seen.crossingFault[fault as 'killWorker' | 'restartRedis'];
+  it.each<[MidStreamFault]>([['killWorker'], ['restartRedis']])('the same with %s mid-stream', async (fault) => {
+    const before = seen.crossingFault[fault];
     await fc.assert(
       fc.asyncProperty(flowsArb, faultsArb, seedArb, timingArb, async (flows, faults, seed, timing) => run(flows, faults, seed, fault, timing)),
-      // A run takes seconds: report the first counterexample (with its seed) instead of shrinking it for minutes.
       { numRuns: Number(process.env.FC_RUNS ?? 3), endOnFailure: true, ...replay },
     );
     // The fault landed mid-stream: events of the flows it interrupted were still to be applied.
-    expect(seen.crossingFault[fault as 'killWorker' | 'restartRedis']).toBeGreaterThan(before);
+    expect(seen.crossingFault[fault]).toBeGreaterThan(before);
   }, 150000);
 });
