@@ -1,18 +1,17 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { InboxRepository } from './webhook-inbox.repository';
 import { WebhookInbox } from './webhook-inbox.service';
 
 const RELAY_EVERY_MS = 2000;
 /** Give the request path time to mark what it queued before treating a row as never queued. */
-const RECEIVED_GRACE = '2 seconds';
+const RECEIVED_GRACE_MS = 2000;
 /**
  * A 'queued' row this old whose job Bull no longer has was lost with Redis (no
  * persistence), and one whose job failed its last attempt (it could not be
  * marked dead) or is stuck in no list (finished into a restarted Redis): queue it again.
  */
-const QUEUED_GRACE = '15 seconds';
+const QUEUED_GRACE_MS = 15_000;
 const BATCH = 200;
 
 /**
@@ -26,7 +25,7 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger(WebhookRelay.name);
   private running = false;
 
-  constructor(@InjectDataSource() private readonly db: DataSource, private readonly inbox: WebhookInbox, private readonly scheduler: SchedulerRegistry) {}
+  constructor(private readonly rows: InboxRepository, private readonly inbox: WebhookInbox, private readonly scheduler: SchedulerRegistry) {}
 
   onApplicationBootstrap(): void {
     this.scheduler.addInterval('webhook-relay', setInterval(() => void this.runOnce(), RELAY_EVERY_MS));
@@ -41,17 +40,11 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
     if (this.running) return 0;
     this.running = true;
     try {
-      const received: Array<{ id: string }> = await this.db.query(
-        `SELECT id FROM webhook_events WHERE status = 'received' AND received_at < now() - interval '${RECEIVED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
-      );
+      const receivedIds = await this.rows.idsWaiting('received', RECEIVED_GRACE_MS, BATCH);
       // Redis still down: nothing is marked, the next sweep tries again.
-      const receivedIds = received.map((r) => r.id);
       const queued = (await this.inbox.enqueueAndMark(receivedIds)) ? receivedIds : [];
 
-      const waiting: Array<{ id: string }> = await this.db.query(
-        `SELECT id FROM webhook_events WHERE status = 'queued' AND received_at < now() - interval '${QUEUED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
-      );
-      const waitingIds = waiting.map((w) => w.id);
+      const waitingIds = await this.rows.idsWaiting('queued', QUEUED_GRACE_MS, BATCH);
       const lostIds = await this.inbox.missingJobs(waitingIds);
       // A row still 'queued' whose job failed for good or is stuck in no list: queue it again (see takeBackDeadEndJobs).
       const deadEndIds = await this.inbox.takeBackDeadEndJobs(waitingIds.filter((id) => !lostIds.includes(id)));
