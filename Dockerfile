@@ -5,7 +5,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
 COPY src ./src
-RUN npx nest build && npm prune --omit=dev
+# The Stripe CLI binary (an optional dependency, for tests and local use) is not needed at run time.
+RUN npx nest build && npm prune --omit=dev && rm -rf node_modules/@stripe/cli-*
 
 # Runtime stage: compiled code and production dependencies only, as an unprivileged user.
 FROM node:20-bookworm-slim

@@ -196,6 +196,35 @@ export class WebhookInbox implements OnModuleDestroy {
     return ids.filter((_, i) => jobs[i] === null);
   }
 
+  /**
+   * Of the given events (rows not yet applied nor dead), those whose job will
+   * never run again, with that job removed so that adding the same job id
+   * queues it anew (add ignores an id Bull still holds):
+   * - failed its last attempt: its worker could not even mark the row dead
+   *   (the database was down through every retry);
+   * - stuck, in no list at all: a worker that took the job before Redis
+   *   restarted empty finished it afterwards, which wrote the job's record
+   *   into the new Redis but could not move it anywhere.
+   * Only jobs that were tried at least once are looked at (getState costs up
+   * to six round trips): an untried job is in the wait list or was lost whole.
+   */
+  async takeBackDeadEndJobs(ids: string[]): Promise<string[]> {
+    const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
+    const taken = await Promise.all(
+      jobs.map(async (job) => {
+        if (!job || !(job.attemptsMade > 0 || job.failedReason)) return null;
+        const state = await job.getState();
+        if (state !== 'failed' && state !== 'stuck') return null;
+        // A job a worker still holds the lock of is not removed (Bull refuses); the next sweep looks again.
+        return job.remove().then(
+          () => String(job.id),
+          () => null,
+        );
+      }),
+    );
+    return taken.filter((id): id is string => id !== null);
+  }
+
   private markQueuedSoon(...ids: string[]): void {
     this.toMark.push(...ids);
     this.markTimer ??= setTimeout(() => {

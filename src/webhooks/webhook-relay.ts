@@ -6,7 +6,11 @@ import { WebhookInbox } from './webhook-inbox.service';
 const RELAY_EVERY_MS = 2000;
 /** Give the request path time to mark what it queued before treating a row as never queued. */
 const RECEIVED_GRACE_MS = 2000;
-/** A 'queued' row this old whose job Bull no longer has was lost with Redis (no persistence): queue it again. */
+/**
+ * A 'queued' row this old whose job Bull no longer has was lost with Redis (no
+ * persistence), and one whose job failed its last attempt (it could not be
+ * marked dead) or is stuck in no list (finished into a restarted Redis): queue it again.
+ */
 const QUEUED_GRACE_MS = 15_000;
 const BATCH = 200;
 
@@ -40,9 +44,13 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
       // Redis still down: nothing is marked, the next sweep tries again.
       const queued = (await this.inbox.enqueueAndMark(receivedIds)) ? receivedIds : [];
 
-      const lostIds = await this.inbox.missingJobs(await this.rows.idsWaiting('queued', QUEUED_GRACE_MS, BATCH));
-      const lost = (await this.inbox.enqueue(lostIds)) ? lostIds.length : 0;
-      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lost });
+      const waitingIds = await this.rows.idsWaiting('queued', QUEUED_GRACE_MS, BATCH);
+      const lostIds = await this.inbox.missingJobs(waitingIds);
+      // A row still 'queued' whose job failed for good or is stuck in no list: queue it again (see takeBackDeadEndJobs).
+      const deadEndIds = await this.inbox.takeBackDeadEndJobs(waitingIds.filter((id) => !lostIds.includes(id)));
+      const requeued = [...lostIds, ...deadEndIds];
+      const lost = (await this.inbox.enqueue(requeued)) ? requeued.length : 0;
+      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lostIds.length, deadEndJobs: deadEndIds.length });
       return queued.length + lost;
     } catch (err) {
       this.logger.warn({ msg: 'relay sweep failed; next sweep retries', error: (err as Error).message });

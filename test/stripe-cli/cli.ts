@@ -3,16 +3,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
+/** The Stripe CLI version the tests are written against (package.json's optionalDependencies). */
+const CLI_VERSION = '1.52.0';
+
 /**
- * Runs the official Stripe CLI that `npm ci` installs (@stripe/cli picks a
- * per-platform package holding the Go binary), with its own config home so
- * it never reads a developer's login, and without telemetry.
+ * The official Stripe CLI binary: STRIPE_CLI_PATH when set, else the one the
+ * per-platform npm package holds (package.json installs @stripe/cli-linux-x64;
+ * the @stripe/cli wrapper is not used because its optional packages for other
+ * platforms are missing from the registry mirror, which broke `npm ci`). The
+ * CLI runs with its own config home so it never reads a developer's login,
+ * and without telemetry.
  */
 export function stripeCliPath(): string {
-  const platforms = require('@stripe/cli/platforms.json') as Record<string, { pkg: string; bin: string }>;
-  const platform = platforms[`${process.platform}-${process.arch}`];
-  if (!platform) throw new Error(`@stripe/cli has no binary for ${process.platform}-${process.arch}`);
-  return join(dirname(require.resolve(`${platform.pkg}/package.json`)), 'bin', platform.bin);
+  if (process.env.STRIPE_CLI_PATH) return process.env.STRIPE_CLI_PATH;
+  const pkg = `@stripe/cli-${process.platform}-${process.arch}`;
+  try {
+    const bin = process.platform === 'win32' ? 'stripe.exe' : 'stripe';
+    return join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', bin);
+  } catch {
+    throw new Error(`No Stripe CLI binary for ${process.platform}-${process.arch}: run \`npm install --no-save ${pkg}@${CLI_VERSION}\`, or set STRIPE_CLI_PATH to a stripe binary`);
+  }
 }
 
 export interface CliResult {

@@ -1,8 +1,10 @@
+import Bull from 'bull';
 import request from 'supertest';
 import { ChildStack, signedHeader, startChildStack } from '../support/child-stack';
 import { TestRedis } from '../support/redis-server';
 import { historyProblems } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
+import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 
 const ORDER = { currency: 'usd', items: [{ sku: 'A', name: 'A', unitAmount: 1500, quantity: 1 }], customerEmail: 'r@example.com' };
 
@@ -123,4 +125,47 @@ describe('two instances receive the same events', () => {
     expect(new Set(statuses)).toEqual(new Set([200]));
     await expectAllPaidOnce(stack, orders);
   }, 60000);
+});
+
+describe('Redis restarts empty while events are queued but not applied', () => {
+  let redis: TestRedis;
+  let stack: ChildStack;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    // An api process stores and queues events; no worker runs until Redis has forgotten them.
+    stack = await startChildStack({ env: { REDIS_URL: redis.url, APP_ROLE: 'api' } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await redis?.down();
+  });
+
+  it('the relay queues them again and each is applied once', async () => {
+    const orders = await createOrders(stack.url, 5);
+    const from = stack.mock.events().length;
+    for (const o of orders) await stack.stripe.paymentIntents.confirm(o.pi, { payment_method: 'pm_card_visa' });
+    await stack.mock.idle(20000);
+    const events = stack.mock.events().slice(from).map((e) => e.id);
+    await waitFor(
+      async () => Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1) AND status = 'queued'`, [events])).rows[0].n) === events.length,
+      'every event stored and queued',
+    );
+
+    // No persistence: the restarted Redis holds no job at all.
+    await redis.down();
+    await redis.up();
+    const queue = new Bull(WEBHOOK_QUEUE, redis.url, { prefix: stack.env.QUEUE_PREFIX });
+    try {
+      const counts = await queue.getJobCounts();
+      expect(counts.waiting + counts.active + counts.delayed + counts.failed + counts.completed).toBe(0);
+    } finally {
+      await queue.close();
+    }
+
+    await stack.startApp({ APP_ROLE: 'worker' });
+    await expectAllPaidOnce(stack, orders, 60000);
+    const applied = await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1) AND status IN ('processed', 'ignored')`, [events]);
+    expect(Number(applied.rows[0].n)).toBe(events.length);
+  }, 90000);
 });
