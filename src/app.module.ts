@@ -13,6 +13,7 @@ import { OrdersModule } from './orders/orders.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 import { WEBHOOK_QUEUE, WEBHOOK_QUEUE_SETTINGS } from './webhooks/webhook-queue';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
+import { OrderEventsModule } from './order-events/order-events.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { LoggingModule } from './logging/logging.module';
@@ -37,6 +38,7 @@ export class AppModule {
         }),
         PspModule,
         WebhooksModule.forRole(config.role),
+        OrderEventsModule.forRole(config.role),
         ...(serves
           ? [
               ThrottlerModule.forRoot({

@@ -27,4 +27,18 @@ export interface AppConfig {
   rateLimitPerMinute: number;
   /** /health/ready fails while more webhook jobs than this wait in the queue. */
   readyMaxBacklog: number;
+  /** Outgoing order events (Standard Webhooks); no endpoints: events are kept (live streams read them) but not posted. */
+  orderEvents: OrderEventsConfig;
+}
+
+export interface OrderEventsConfig {
+  endpoints: string[];
+  /** `whsec_` + base64; set whenever endpoints are. */
+  secret?: string;
+  /** First retry delay; each further one doubles (with jitter), up to 3600 times this. */
+  retryBaseMs: number;
+  /** How long a delivery is retried before it is `failed` (72 hours). */
+  giveUpAfterMs: number;
+  /** An endpoint that has not answered within this is a failed attempt. */
+  timeoutMs: number;
 }

@@ -1,4 +1,4 @@
-import { AppConfig, AppRole } from './app-config';
+import { AppConfig, AppRole, OrderEventsConfig } from './app-config';
 
 /** A bad or missing setting; its message is the one line printed before the process stops. */
 export class ConfigError extends Error {
@@ -99,5 +99,25 @@ export function loadConfig(env: Env): AppConfig {
     logLevel,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 120, 1),
     readyMaxBacklog: integer(env, 'READY_MAX_BACKLOG', 10000, 0),
+    orderEvents: orderEventsConfig(env),
+  };
+}
+
+/** ORDER_EVENTS_*: endpoints and their signing secret; the retry knobs exist so tests can shrink 72 hours. */
+function orderEventsConfig(env: Env): OrderEventsConfig {
+  const endpoints = (read(env, 'ORDER_EVENTS_URL') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const endpoint of endpoints) url({ ORDER_EVENTS_URL: endpoint }, 'ORDER_EVENTS_URL', ['http:', 'https:']);
+  const secret = read(env, 'ORDER_EVENTS_SECRET');
+  if (endpoints.length > 0 && !secret) throw new ConfigError('ORDER_EVENTS_SECRET', 'is required when ORDER_EVENTS_URL is set');
+  // Standard Webhooks secrets are whsec_ + base64 of 24 to 64 random bytes.
+  if (secret !== undefined && !(/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret) && Buffer.from(secret.slice(6), 'base64').length >= 16)) {
+    throw new ConfigError('ORDER_EVENTS_SECRET', 'must be whsec_ followed by the base64 of at least 16 random bytes (e.g. whsec_$(openssl rand -base64 32))');
+  }
+  return {
+    endpoints,
+    secret,
+    retryBaseMs: integer(env, 'ORDER_EVENTS_RETRY_BASE_MS', 1000, 1),
+    giveUpAfterMs: integer(env, 'ORDER_EVENTS_GIVE_UP_AFTER_MS', 72 * 3600 * 1000, 1),
+    timeoutMs: integer(env, 'ORDER_EVENTS_TIMEOUT_MS', 5000, 100),
   };
 }

@@ -10,9 +10,10 @@ import { Refund } from '../payments/refund.entity';
 import { WebhookInboxEvent } from '../webhooks/webhook-inbox.entity';
 import { ReconcilerState } from '../reconciliation/reconciler-state.entity';
 import { InitialSchema1763870000000 } from './migrations/1763870000000-initial-schema';
+import { OrderEventsOutbox1764500000000 } from './migrations/1764500000000-order-events-outbox';
 
 export const ENTITIES = [Order, OrderHistoryEntry, IdempotencyKey, Payment, Refund, WebhookInboxEvent, ReconcilerState];
-export const MIGRATIONS = [InitialSchema1763870000000];
+export const MIGRATIONS = [InitialSchema1763870000000, OrderEventsOutbox1764500000000];
 
 /** PostgreSQL through TypeORM; the schema comes only from migrations, run at start-up. */
 @Module({

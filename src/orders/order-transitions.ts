@@ -3,6 +3,7 @@ import { Order } from './order.entity';
 import { OrderHistoryEntry } from './order-history.entity';
 import { OrderStatus, canTransition } from './order-status';
 import { orderTransitions } from '../metrics/metrics';
+import { OrderEventsOutbox } from '../order-events/order-events.outbox'; // outbox hook
 
 /**
  * Changes an order's status and appends its history entry, inside the caller's
@@ -10,6 +11,7 @@ import { orderTransitions } from '../metrics/metrics';
  * changing nothing, when the machine does not allow the step.
  */
 export async function transitionOrder(
+  outbox: OrderEventsOutbox, // outbox hook
   manager: EntityManager,
   order: Order,
   to: OrderStatus,
@@ -23,6 +25,7 @@ export async function transitionOrder(
   order.updatedAt = at;
   await manager.update(Order, { id: order.id }, { status: to, updatedAt: at, amountRefunded: order.amountRefunded });
   await manager.insert(OrderHistoryEntry, { orderId: order.id, from, to, at, reason, eventId });
+  await outbox.record(manager, [{ orderId: order.id, from, to, at, reason, eventId }]); // outbox hook
   orderTransitions.inc({ from, to });
   return true;
 }

@@ -14,6 +14,7 @@ import { Order } from './order.entity';
 import { OrderHistoryEntry } from './order-history.entity';
 import { INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
 import { lockOrder, transitionOrder } from './order-transitions';
+import { OrderEventsOutbox } from '../order-events/order-events.outbox'; // outbox hook
 
 /** Stripe's largest amount for a single charge, in minor units. */
 const MAX_ORDER_AMOUNT = 99_999_999;
@@ -29,7 +30,7 @@ export interface CreateOrderResult {
 export class OrdersService {
   private readonly logger = new Logger(OrdersService.name);
 
-  constructor(@InjectDataSource() private readonly db: DataSource, private readonly psp: StripeClient) {}
+  constructor(@InjectDataSource() private readonly db: DataSource, private readonly psp: StripeClient, private readonly outbox: OrderEventsOutbox) {} // outbox hook
 
   /**
    * Creates the order and its PaymentIntent in one transaction that spans the
@@ -158,7 +159,7 @@ export class OrdersService {
         if (!locked) return;
         await manager.update(Payment, { id: payment.id }, { status: intent.status, checkedAt: new Date() });
         // A webhook may have moved it meanwhile; the machine decides, and a paid order stays paid.
-        await transitionOrder(manager, locked, 'canceled', 'canceled by admin', null);
+        await transitionOrder(this.outbox, manager, locked, 'canceled', 'canceled by admin', null); // outbox hook
       });
     }
     return this.get(id);

@@ -7,6 +7,7 @@ import { orderTransitions } from '../metrics/metrics';
 import { Refund } from './refund.entity';
 import { Decision, HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent } from './payment-state';
 import { StripeClient } from './psp/stripe.client';
+import { OrderEventsOutbox } from '../order-events/order-events.outbox'; // outbox hook
 
 /** What became of one inbox event. */
 export type EventOutcome = Decision['outcome'] | 'unknown_type' | 'unknown_object' | 'already_done' | 'missing';
@@ -63,6 +64,8 @@ class Changes {
   private readonly inbox: Array<{ id: string; status: 'processed' | 'ignored'; outcome: EventOutcome }> = [];
   private readonly touched = new Set<Held>();
 
+  constructor(private readonly outbox: OrderEventsOutbox) {} // outbox hook
+
   /**
    * Applies a decision to `h` (mutating it): the steps the machine allows, each
    * one history entry. `eventCreated` is the event's age, when an event caused it.
@@ -95,11 +98,12 @@ class Changes {
   async write(manager: EntityManager): Promise<void> {
     const orders = [...this.touched].filter((h) => h.orderChanged);
     const payments = [...this.touched];
+    const now = new Date(); // outbox hook: the events carry the history entries' time
     await manager.query(WRITE_CHANGES, [
       this.history.map((e) => e.orderId),
       this.history.map((e) => e.from),
       this.history.map((e) => e.to),
-      new Date(),
+      now,
       this.history.map((e) => e.reason),
       this.history.map((e) => e.eventId),
       orders.map((h) => h.held.orderId),
@@ -114,6 +118,7 @@ class Changes {
       this.inbox.map((i) => i.status),
       this.inbox.map((i) => i.outcome),
     ]);
+    await this.outbox.record(manager, this.history.map((e) => ({ ...e, at: now }))); // outbox hook
   }
 }
 
@@ -146,7 +151,7 @@ interface InboxRow {
 export class PaymentApplier {
   private readonly logger = new Logger(PaymentApplier.name);
 
-  constructor(@InjectDataSource() private readonly db: DataSource, private readonly psp: StripeClient) {}
+  constructor(@InjectDataSource() private readonly db: DataSource, private readonly psp: StripeClient, private readonly outbox: OrderEventsOutbox) {} // outbox hook
 
   /** Applies the inbox event `eventId`; safe to call any number of times for the same event. */
   async applyInboxEvent(eventId: string): Promise<EventOutcome> {
@@ -174,7 +179,7 @@ export class PaymentApplier {
     if (row.status === 'processed' || row.status === 'ignored') return 'already_done';
     const event = JSON.parse(row.payload) as Stripe.Event;
     const read = readEvent(event);
-    const changes = new Changes();
+    const changes = new Changes(this.outbox); // outbox hook
     const ignore = async (outcome: EventOutcome) => {
       changes.markInbox(eventId, 'ignored', outcome);
       await changes.write(manager);
@@ -214,7 +219,7 @@ export class PaymentApplier {
     return this.db.transaction(async (manager) => {
       const results = new Map<string, EventOutcome>();
       const rows = await lockInboxRows(manager, ids);
-      const changes = new Changes();
+      const changes = new Changes(this.outbox); // outbox hook
       const candidates: Array<{ id: string; event: Stripe.Event; intentId: string; fact: PspFact }> = [];
       const found = new Set(rows.map((r) => r.id));
       for (const id of ids) if (!found.has(id)) results.set(id, 'missing');
@@ -277,7 +282,7 @@ export class PaymentApplier {
         [recordId, JSON.stringify({ id: recordId, type: 'reconciler.payment_intent', data: { object: { id: intent.id, status: intent.status } } }), Math.floor(Date.now() / 1000), decision.outcome],
       );
     }
-    const changes = new Changes();
+    const changes = new Changes(this.outbox); // outbox hook
     const steps = changes.apply(h, decision, `reconciler: ${decision.reason}`, recordId);
     await changes.write(manager);
     if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });

@@ -1,0 +1,142 @@
+import { Controller, Get, Headers, Param, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ThrottlerGuard } from '@nestjs/throttler';
+import type { Request, Response } from 'express';
+import { DomainError, ErrorCode } from '../common/errors/domain-error';
+import { isOrderStatus, TRANSITIONS } from '../orders/order-status';
+import { OrderEventBody } from './order-event.types';
+import { OrderEventsListener } from './order-events.listener';
+import { OrderEventsRepository } from './order-events.repository';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A comment line this often keeps proxies from closing an idle stream; each also re-reads the outbox in case a notification was lost. */
+const HEARTBEAT_MS = 15_000;
+
+/** A status no transition leaves: the stream has nothing more to say. */
+function isTerminal(status: string): boolean {
+  return isOrderStatus(status) && TRANSITIONS[status].length === 0;
+}
+
+interface HistoryEntry {
+  from: string;
+  to: string;
+  at: string;
+  reason: string;
+  eventId: string | null;
+}
+
+/**
+ * GET /orders/:id/events: the order's status as Server-Sent Events, for a
+ * checkout page. The SSE id is the order event's sequence, so a client that
+ * reconnects with Last-Event-ID gets exactly the changes it missed, read from
+ * the outbox; live changes come from any process through LISTEN/NOTIFY.
+ */
+@ApiTags('orders')
+@Controller('orders')
+export class OrderEventsStreamController {
+  constructor(private readonly events: OrderEventsRepository, private readonly listener: OrderEventsListener) {}
+
+  @Get(':id/events')
+  @UseGuards(ThrottlerGuard)
+  @ApiOperation({ summary: 'The order status as a Server-Sent Events stream: the current status, then each change; ends after a terminal status' })
+  @ApiProduces('text/event-stream')
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event (the SSE id of the last message received)' })
+  @ApiResponse({ status: 200, description: 'event: status, data: {"status", "history"} (the history entry of that change; null for the initial status)' })
+  @ApiResponse({ status: 204, description: 'Reconnected after the terminal status: nothing more will come' })
+  @ApiResponse({ status: 404, description: 'Unknown order' })
+  async stream(@Param('id') id: string, @Headers('last-event-id') lastEventId: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const status = UUID.test(id) ? await this.events.orderStatus(id) : null;
+    if (!status) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
+    const resumeFrom = lastEventId !== undefined && /^\d{1,9}$/.test(lastEventId.trim()) ? Number(lastEventId.trim()) : undefined;
+
+    let cursor = resumeFrom ?? 0;
+    let closed = false;
+    let pumping: Promise<void> | undefined;
+    let pumpAgain = false;
+    const write = (sequence: number, body: { status: string; history: HistoryEntry | null }) => {
+      res.write(`id: ${sequence}\nevent: status\ndata: ${JSON.stringify(body)}\n\n`);
+      cursor = sequence;
+      if (isTerminal(body.status)) close();
+    };
+    const writeEvent = (event: OrderEventBody) => {
+      const history = (event.data.history as HistoryEntry[] | undefined) ?? [];
+      write(event.sequence, { status: event.data.status as string, history: history[history.length - 1] ?? null });
+    };
+    // Sends what the outbox holds after the cursor; one read at a time, a wake during a read asks for another.
+    const pump = (): void => {
+      if (closed) return;
+      if (pumping) {
+        pumpAgain = true;
+        return;
+      }
+      pumping = (async () => {
+        do {
+          pumpAgain = false;
+          for (const event of await this.events.eventsAfter(id, cursor)) {
+            if (closed) return;
+            writeEvent(event);
+          }
+        } while (pumpAgain && !closed);
+      })()
+        .catch(() => undefined) // the next wake or heartbeat reads again
+        .finally(() => (pumping = undefined));
+    };
+    // Subscribe before the first read, so nothing committed in between is missed.
+    const unsubscribe = this.listener.subscribe((payload) => {
+      if (payload === 'reconnected' || payload.startsWith(`${id} `)) pump();
+    });
+    const heartbeat = setInterval(() => {
+      res.write(': heartbeat\n\n');
+      pump();
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      clearInterval(heartbeat);
+      res.end();
+    };
+    req.on('close', close);
+
+    try {
+      if (resumeFrom !== undefined) {
+        const missed = await this.events.eventsAfter(id, resumeFrom);
+        if (missed.length === 0 && isTerminal(status)) {
+          // EventSource stops reconnecting on 204.
+          closed = true;
+          unsubscribe();
+          clearInterval(heartbeat);
+          res.status(204).end();
+          return;
+        }
+        this.open(res);
+        for (const event of missed) if (!closed) writeEvent(event);
+      } else {
+        const last = await this.events.lastEvent(id);
+        this.open(res);
+        if (last) writeEvent(last);
+        else write(0, { status, history: null });
+      }
+      pump();
+    } catch (err) {
+      if (!res.headersSent) {
+        closed = true;
+        unsubscribe();
+        clearInterval(heartbeat);
+        throw err;
+      }
+      close();
+    }
+  }
+
+  private open(res: Response): void {
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream');
+    res.setHeader('Cache-Control', 'no-cache, no-transform');
+    res.setHeader('Connection', 'keep-alive');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    res.write('retry: 1000\n\n');
+  }
+}
