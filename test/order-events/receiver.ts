@@ -1,4 +1,4 @@
-import { createServer, IncomingMessage, Server } from 'node:http';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 
@@ -39,7 +39,7 @@ export class OrderEventReceiver {
   static async start(): Promise<OrderEventReceiver> {
     let self: OrderEventReceiver | undefined;
     const server = createServer((req, res) => {
-      void self?.handle(req).then(({ status }) => res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'no'));
+      void self?.handle(req, res).then(({ status }) => res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'no'));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     self = new OrderEventReceiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/order-events`);
@@ -61,7 +61,7 @@ export class OrderEventReceiver {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private async handle(req: IncomingMessage): Promise<{ status: number }> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<{ status: number }> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
@@ -77,15 +77,22 @@ export class OrderEventReceiver {
     else if (this.ordersInFlight.has(event.data.id)) this.orderOverlaps.push(event.id);
     this.inFlight.add(event.id);
     this.ordersInFlight.add(event.data.id);
-    try {
-      const { status, delayMs } = this.answer(event);
-      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-      this.received.push({ ...event, answered: status, at: Date.now() });
-      return { status };
-    } finally {
+    // A sender that gave up waiting (its timeout) closes the connection: that delivery is over for both sides.
+    let gone = false;
+    const release = () => {
       this.inFlight.delete(event.id);
       this.ordersInFlight.delete(event.data.id);
-    }
+    };
+    res.once('close', () => {
+      if (!res.writableFinished) gone = true;
+      release();
+    });
+    const { status, delayMs } = this.answer(event);
+    if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    // An answer nobody waited for does not count as accepted (499, as nginx logs it).
+    this.received.push({ ...event, answered: gone ? 499 : status, at: Date.now() });
+    if (!gone) release();
+    return { status };
   }
 }
 
