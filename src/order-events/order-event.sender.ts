@@ -26,7 +26,7 @@ const WAKE_COALESCE_MS = 5;
 export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OrderEventSender.name);
   private readonly signer?: Webhook;
-  /** Longer than any send can take, so a lease only runs out for a sender that died. */
+  /** Longer than a send can take (it is cut off at the timeout) plus recording its answer, so a lease runs out only for a sender that died. */
   private readonly leaseMs: number;
   private inFlight = 0;
   private claiming = false;
@@ -46,7 +46,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   ) {
     const { secret, timeoutMs } = config.orderEvents;
     if (secret) this.signer = new Webhook(secret.slice('whsec_'.length));
-    this.leaseMs = timeoutMs * 2 + 10_000;
+    this.leaseMs = timeoutMs + 5000;
   }
 
   onApplicationBootstrap(): void {

@@ -62,8 +62,8 @@ describe('Order events: an endpoint that fails for a while', () => {
       const first = rows.filter((r) => r.sequence === 1);
       return first.length === orders.length && first.every((r) => r.deliveries[0]!.attempts >= 3) ? rows : null;
     }, 'every first event retried a few times', 30000);
-    expect(listed.filter((r) => r.sequence === 1).some((r) => r.deliveries[0]!.lastAnswer === 500)).toBe(true);
-    expect(listed.every((r) => r.deliveries[0]!.nextAttemptAt !== null)).toBe(true);
+    expect(listed!.filter((r) => r.sequence === 1).some((r) => r.deliveries[0]!.lastAnswer === 500)).toBe(true);
+    expect(listed!.every((r) => r.deliveries[0]!.nextAttemptAt !== null)).toBe(true);
     expect(receiver.received.every((r) => r.sequence === 1)).toBe(true);
     const timeouts = (await request(stack.url).get('/metrics').expect(200)).text;
     expect(timeouts).toMatch(/settle_order_event_delivery_attempts_total\{result="timeout"\} [1-9]/);
