@@ -41,4 +41,6 @@ export interface OrderEventsConfig {
   giveUpAfterMs: number;
   /** An endpoint that has not answered within this is a failed attempt. */
   timeoutMs: number;
+  /** How often an idle GET /orders/:id/events stream gets a heartbeat comment. */
+  streamHeartbeatMs: number;
 }

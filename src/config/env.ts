@@ -119,5 +119,6 @@ function orderEventsConfig(env: Env): OrderEventsConfig {
     retryBaseMs: integer(env, 'ORDER_EVENTS_RETRY_BASE_MS', 1000, 1),
     giveUpAfterMs: integer(env, 'ORDER_EVENTS_GIVE_UP_AFTER_MS', 72 * 3600 * 1000, 1),
     timeoutMs: integer(env, 'ORDER_EVENTS_TIMEOUT_MS', 5000, 100),
+    streamHeartbeatMs: integer(env, 'ORDER_EVENTS_HEARTBEAT_MS', 15000, 10),
   };
 }

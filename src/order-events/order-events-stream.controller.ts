@@ -1,16 +1,16 @@
-import { Controller, Get, Headers, Param, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Headers, Inject, Param, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
 import { isOrderStatus, TRANSITIONS } from '../orders/order-status';
 import { OrderEventBody } from './order-event.types';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** A comment line this often keeps proxies from closing an idle stream; each also re-reads the outbox in case a notification was lost. */
-const HEARTBEAT_MS = 15_000;
 
 /** A status no transition leaves: the stream has nothing more to say. */
 function isTerminal(status: string): boolean {
@@ -34,7 +34,11 @@ interface HistoryEntry {
 @ApiTags('orders')
 @Controller('orders')
 export class OrderEventsStreamController {
-  constructor(private readonly events: OrderEventsRepository, private readonly listener: OrderEventsListener) {}
+  constructor(
+    private readonly events: OrderEventsRepository,
+    private readonly listener: OrderEventsListener,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   @Get(':id/events')
   @UseGuards(ThrottlerGuard)
@@ -85,10 +89,11 @@ export class OrderEventsStreamController {
     const unsubscribe = this.listener.subscribe((payload) => {
       if (payload === 'reconnected' || payload.startsWith(`${id} `)) pump();
     });
+    // A comment line keeps proxies from closing an idle stream; each also re-reads the outbox in case a notification was lost.
     const heartbeat = setInterval(() => {
       res.write(': heartbeat\n\n');
       pump();
-    }, HEARTBEAT_MS);
+    }, this.config.orderEvents.streamHeartbeatMs);
     heartbeat.unref();
     const close = () => {
       if (closed) return;

@@ -24,6 +24,11 @@ export class OrderEventsListener implements OnModuleInit, OnModuleDestroy {
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
 
+  /** Subscribers now (live streams and the sender). */
+  get subscriberCount(): number {
+    return this.listeners.size;
+  }
+
   /** Calls `listener` with each payload (`<orderId> <sequence>`, `redeliver <eventId>` or `reconnected`); returns the unsubscribe. */
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);

@@ -2,6 +2,7 @@ import request from 'supertest';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { runFlow } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
+import { TestRedis } from '../support/redis-server';
 import { ORDER_EVENTS_TEST_SECRET, OrderEventReceiver, Received, sequenceProblems } from './receiver';
 
 const inboxSettled = (stack: TestStack) => async () =>
@@ -126,5 +127,41 @@ describe('Order events: an endpoint that never answers 2xx within the retry wind
     await waitFor(async () => (await undelivered(stack)) === 0, 'both events delivered after the redelivery', 20000);
     expect(receiver.acceptedFor(orderId!).map((e) => e.type)).toEqual(['order.payment_failed', 'order.paid']);
     expect(receiver.badSignatures).toEqual([]);
+  });
+});
+
+describe('Order events: Redis down', () => {
+  let stack: TestStack;
+  let receiver: OrderEventReceiver;
+  let redis: TestRedis;
+
+  beforeAll(async () => {
+    receiver = await OrderEventReceiver.start();
+    redis = await TestRedis.start();
+    stack = await startTestStack({
+      env: { REDIS_URL: redis.url, ORDER_EVENTS_URL: receiver.url, ORDER_EVENTS_SECRET: ORDER_EVENTS_TEST_SECRET, ORDER_EVENTS_RETRY_BASE_MS: '50' },
+    });
+  });
+  afterAll(async () => {
+    await redis?.up().catch(() => undefined);
+    await stack?.stop();
+    await redis?.down();
+    await receiver?.stop();
+  });
+
+  it('delivers what is in the outbox while Redis is down: it only ever reads PostgreSQL', async () => {
+    receiver.answer = () => ({ status: 500 });
+    const orders = await paidOrders(stack, 3, 'success');
+    await stack.mock.idle(30000);
+    await waitFor(inboxSettled(stack), 'PSP events applied', 20000);
+    const canceled = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+
+    await redis.down();
+    // A change made while Redis is down goes out too.
+    await request(stack.url).post(`/orders/${canceled.id}/cancel`).set(stack.admin).expect(200);
+    receiver.answer = () => ({ status: 200 });
+    await waitFor(async () => (await undelivered(stack)) === 0, 'every event delivered with Redis down', 20000);
+    expect(receiver.accepted().map((r) => r.type).sort()).toEqual(['order.canceled', 'order.paid', 'order.paid', 'order.paid']);
+    expect(new Set(receiver.accepted().map((r) => r.data.id))).toEqual(new Set([...orders, canceled.id]));
   });
 });
