@@ -80,6 +80,7 @@ export async function startApp(config: AppConfig): Promise<{ app: INestApplicati
 export async function stopApp(app: INestApplicationContext, graceMs = 10000): Promise<void> {
   const server = (app as Partial<INestApplication>).getHttpServer?.() as import('node:http').Server | undefined;
   if (server?.listening) {
+    server.emit('stopping'); // long-lived responses (order status streams) end now instead of at the forced close
     const forced = setTimeout(() => server.closeAllConnections(), graceMs);
     await new Promise<void>((resolve) => server.close(() => resolve()));
     clearTimeout(forced);

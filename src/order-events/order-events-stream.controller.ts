@@ -1,4 +1,5 @@
-import { Controller, Get, Headers, Inject, Param, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Headers, Inject, OnModuleDestroy, OnModuleInit, Param, Req, Res, UseGuards } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Request, Response } from 'express';
@@ -33,12 +34,29 @@ interface HistoryEntry {
  */
 @ApiTags('orders')
 @Controller('orders')
-export class OrderEventsStreamController {
+export class OrderEventsStreamController implements OnModuleInit, OnModuleDestroy {
+  /** The open streams' close functions: a stopping process ends them, or the server would wait for them to time out. */
+  private readonly open = new Set<() => void>();
+
   constructor(
     private readonly events: OrderEventsRepository,
     private readonly listener: OrderEventsListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
+
+  onModuleInit(): void {
+    // stopApp announces 'stopping' before it waits for connections to end; clients reconnect elsewhere with Last-Event-ID.
+    this.adapterHost.httpAdapter?.getHttpServer()?.once('stopping', () => this.closeAll());
+  }
+
+  onModuleDestroy(): void {
+    this.closeAll();
+  }
+
+  private closeAll(): void {
+    for (const close of [...this.open]) close();
+  }
 
   @Get(':id/events')
   @UseGuards(ThrottlerGuard)
@@ -98,11 +116,13 @@ export class OrderEventsStreamController {
     const close = () => {
       if (closed) return;
       closed = true;
+      this.open.delete(close);
       unsubscribe();
       clearInterval(heartbeat);
       res.end();
     };
     req.on('close', close);
+    this.open.add(close);
 
     try {
       if (resumeFrom !== undefined) {
@@ -110,16 +130,17 @@ export class OrderEventsStreamController {
         if (missed.length === 0 && isTerminal(status)) {
           // EventSource stops reconnecting on 204.
           closed = true;
+          this.open.delete(close);
           unsubscribe();
           clearInterval(heartbeat);
           res.status(204).end();
           return;
         }
-        this.open(res);
+        this.openStream(res);
         for (const event of missed) if (!closed) writeEvent(event);
       } else {
         const last = await this.events.lastEvent(id);
-        this.open(res);
+        this.openStream(res);
         if (last) writeEvent(last);
         else write(0, { status, history: null });
       }
@@ -127,6 +148,7 @@ export class OrderEventsStreamController {
     } catch (err) {
       if (!res.headersSent) {
         closed = true;
+        this.open.delete(close);
         unsubscribe();
         clearInterval(heartbeat);
         throw err;
@@ -135,7 +157,7 @@ export class OrderEventsStreamController {
     }
   }
 
-  private open(res: Response): void {
+  private openStream(res: Response): void {
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream');
     res.setHeader('Cache-Control', 'no-cache, no-transform');

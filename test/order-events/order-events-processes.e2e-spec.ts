@@ -164,4 +164,14 @@ describe('Order status as Server-Sent Events, from whichever process applies the
     const res = await request(stack.url).get('/orders/not-an-id/events').expect(404);
     expect(res.body).toMatchObject({ statusCode: 404, message: 'Order not-an-id not found' });
   });
+
+  // Last: it stops the api process.
+  it('a stopping process ends its open streams itself (clients reconnect elsewhere with Last-Event-ID)', async () => {
+    const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+    const { stream } = await SseStream.open(`${stack.url}/orders/${order.id}/events`);
+    await waitFor(async () => stream.messages.length === 1, 'the current status', 10000);
+    expect(await stack.apps[0]!.stop('SIGTERM')).toBe(0);
+    expect(stream.ended).toBe(true);
+    expect(stream.endedCleanly).toBe(true);
+  });
 });

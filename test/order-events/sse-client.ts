@@ -13,6 +13,8 @@ export class SseStream {
   readonly messages: SseMessage[] = [];
   comments = 0;
   ended = false;
+  /** The server ended the response itself (a destroyed connection sets only `ended`). */
+  endedCleanly = false;
   private constructor(private readonly res: IncomingMessage) {}
 
   static open(url: string, lastEventId?: string): Promise<{ status: number; stream: SseStream }> {
@@ -29,7 +31,7 @@ export class SseStream {
             buffer = buffer.slice(end + 2);
           }
         });
-        res.on('end', () => (stream.ended = true));
+        res.on('end', () => (stream.ended = stream.endedCleanly = true));
         res.on('close', () => (stream.ended = true));
         resolve({ status: res.statusCode ?? 0, stream });
       });
