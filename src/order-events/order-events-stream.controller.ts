@@ -12,6 +12,10 @@ import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** How often open streams look for changes no notification announced. */
+const POLL_MS = 1000;
+/** How far back each look goes: an event's createdAt is taken before its transaction commits, so a slow commit is still seen. */
+const POLL_WINDOW_MS = 5000;
 
 /** A status no transition leaves: the stream has nothing more to say. */
 function isTerminal(status: string): boolean {
@@ -35,8 +39,9 @@ interface HistoryEntry {
 @ApiTags('orders')
 @Controller('orders')
 export class OrderEventsStreamController implements OnModuleInit, OnModuleDestroy {
-  /** The open streams' close functions: a stopping process ends them, or the server would wait for them to time out. */
-  private readonly open = new Set<() => void>();
+  /** The open streams, by their close function: a stopping process ends them, or the server would wait for them to time out. */
+  private readonly open = new Map<() => void, { orderId: string; cursor: () => number; pump: () => void }>();
+  private pollTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly events: OrderEventsRepository,
@@ -52,10 +57,41 @@ export class OrderEventsStreamController implements OnModuleInit, OnModuleDestro
 
   onModuleDestroy(): void {
     this.closeAll();
+    clearInterval(this.pollTimer);
   }
 
   private closeAll(): void {
-    for (const close of [...this.open]) close();
+    for (const close of [...this.open.keys()]) close();
+  }
+
+  /**
+   * While streams are open, one query a second (for all of them) looks for
+   * events committed in the last few seconds and wakes the streams that are
+   * behind. NOTIFY usually gets there first; this covers what it cannot: a
+   * LISTEN connection being reopened, and the embedded PGlite of `npm start`,
+   * one session shared by every connection, whose notifications never reach
+   * the listening one.
+   */
+  private pollWhileOpen(): void {
+    if (this.open.size === 0) {
+      clearInterval(this.pollTimer);
+      this.pollTimer = undefined;
+    } else if (!this.pollTimer) {
+      this.pollTimer = setInterval(() => void this.poll(), POLL_MS);
+      this.pollTimer.unref();
+    }
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const latest = await this.events.latestSequencesSince(new Date(Date.now() - POLL_WINDOW_MS));
+      for (const stream of this.open.values()) {
+        const sequence = latest.get(stream.orderId);
+        if (sequence !== undefined && sequence > stream.cursor()) stream.pump();
+      }
+    } catch {
+      // Database down: the next tick, a notification or a heartbeat tries again.
+    }
   }
 
   @Get(':id/events')
@@ -117,12 +153,14 @@ export class OrderEventsStreamController implements OnModuleInit, OnModuleDestro
       if (closed) return;
       closed = true;
       this.open.delete(close);
+      this.pollWhileOpen();
       unsubscribe();
       clearInterval(heartbeat);
       res.end();
     };
     req.on('close', close);
-    this.open.add(close);
+    this.open.set(close, { orderId: id, cursor: () => cursor, pump });
+    this.pollWhileOpen();
 
     try {
       if (resumeFrom !== undefined) {
@@ -131,6 +169,7 @@ export class OrderEventsStreamController implements OnModuleInit, OnModuleDestro
           // EventSource stops reconnecting on 204.
           closed = true;
           this.open.delete(close);
+          this.pollWhileOpen();
           unsubscribe();
           clearInterval(heartbeat);
           res.status(204).end();
@@ -149,6 +188,7 @@ export class OrderEventsStreamController implements OnModuleInit, OnModuleDestro
       if (!res.headersSent) {
         closed = true;
         this.open.delete(close);
+        this.pollWhileOpen();
         unsubscribe();
         clearInterval(heartbeat);
         throw err;

@@ -213,6 +213,15 @@ export class OrderEventsRepository {
     return rows.map((r) => ({ id: r.id, type: r.type, sequence: r.sequence, createdAt: new Date(r.created_at).toISOString(), data: r.data }));
   }
 
+  /** Orders with events created since `since`, and each one's newest sequence among them. */
+  async latestSequencesSince(since: Date): Promise<Map<string, number>> {
+    const rows = (await this.db.query(`SELECT order_id, max(sequence) AS sequence FROM order_events WHERE created_at > $1 GROUP BY order_id`, [since])) as Array<{
+      order_id: string;
+      sequence: number;
+    }>;
+    return new Map(rows.map((r) => [r.order_id, Number(r.sequence)]));
+  }
+
   /** The order's newest event, or null when its status never changed. */
   async lastEvent(orderId: string): Promise<OrderEventBody | null> {
     const rows = (await this.db.query(

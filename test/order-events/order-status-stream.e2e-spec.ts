@@ -42,3 +42,28 @@ describe('GET /orders/:id/events: heartbeats and clients that go away', () => {
     }
   });
 });
+
+describe('GET /orders/:id/events without notifications (as under the embedded PGlite, where they never arrive)', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    // No LISTEN connection at all; the default 15 s heartbeat is longer than the waits below.
+    await stack.app.get(OrderEventsListener).onModuleDestroy();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('still sends each change: open streams look for new events in the outbox', async () => {
+    const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+    const { stream } = await SseStream.open(`${stack.url}/orders/${order.id}/events`);
+    await waitFor(async () => stream.messages.length === 1, 'the current status', 5000);
+    await request(stack.url).post(`/orders/${order.id}/cancel`).set(stack.admin).expect(200);
+    await waitFor(async () => stream.ended, 'canceled on the stream, which then ends', 5000);
+    expect(stream.messages.map((m) => [m.id, (m.data as { status: string }).status])).toEqual([
+      ['0', 'pending_payment'],
+      ['1', 'canceled'],
+    ]);
+  });
+});

@@ -17,6 +17,9 @@ export class OrderEventsOutbox1764500000000 implements MigrationInterface {
         UNIQUE (order_id, sequence)
       )`);
 
+    // Live streams look for events committed in the last few seconds.
+    await q.query(`CREATE INDEX order_events_created_idx ON order_events (created_at)`);
+
     await q.query(`
       CREATE TABLE order_event_deliveries (
         event_id text NOT NULL REFERENCES order_events(id) ON DELETE CASCADE,
