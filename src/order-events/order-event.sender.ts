@@ -91,7 +91,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
         this.claimAgain = false;
         const room = MAX_IN_FLIGHT - this.inFlight;
         if (room <= 0) break; // an answer wakes us again
-        const claimed = await this.events.claimDue(room, this.leaseMs);
+        const claimed = await this.events.claimDue(room, this.leaseMs, this.config.orderEvents.endpoints);
         for (const delivery of claimed) this.track(this.send(delivery));
         if (claimed.length === room) this.claimAgain = true;
       } while (this.claimAgain && !this.stopped);

@@ -65,7 +65,7 @@ const CLAIM_DUE = `UPDATE order_event_deliveries d
   SET locked_until = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1, last_attempt_at = now()
   FROM (
     SELECT c.event_id, c.endpoint FROM order_event_deliveries c
-    WHERE c.status = 'pending' AND c.next_attempt_at <= now() AND (c.locked_until IS NULL OR c.locked_until <= now())
+    WHERE c.status = 'pending' AND c.next_attempt_at <= now() AND (c.locked_until IS NULL OR c.locked_until <= now()) AND c.endpoint = ANY($3)
       AND NOT EXISTS (
         SELECT 1 FROM order_event_deliveries b
         WHERE b.order_id = c.order_id AND b.endpoint = c.endpoint AND b.sequence < c.sequence AND b.status <> 'delivered')
@@ -120,8 +120,9 @@ export class OrderEventsRepository {
     ]);
   }
 
-  async claimDue(limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-    const rows = (await this.db.query(CLAIM_DUE, [limit, leaseMs])) as [unknown[], number] | unknown[];
+  /** See CLAIM_DUE; only deliveries to `endpoints` (one dropped from ORDER_EVENTS_URL is no longer posted to; its rows stay pending). */
+  async claimDue(limit: number, leaseMs: number, endpoints: string[]): Promise<ClaimedDelivery[]> {
+    const rows = (await this.db.query(CLAIM_DUE, [limit, leaseMs, endpoints])) as [unknown[], number] | unknown[];
     const list = (Array.isArray(rows[0]) ? rows[0] : rows) as Array<{
       event_id: string;
       endpoint: string;
