@@ -105,7 +105,13 @@ describe('Order events: an endpoint that never answers 2xx within the retry wind
 
   it('marks the event failed, holds the order\'s later events, and an operator redelivers it', async () => {
     receiver.answer = () => ({ status: 503 });
-    const [orderId] = await paidOrders(stack, 1, 'failureThenSuccess');
+    // Two changes for certain: the decline is applied before the card that pays is used.
+    const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+    const orderId = order.id as string;
+    await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: 'pm_card_chargeDeclined' }).catch(() => undefined);
+    await waitFor(async () => (await request(stack.url).get(`/orders/${orderId}`)).body.status === 'payment_failed', 'the decline applied', 20000);
+    await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: 'pm_card_visa' });
+    await waitFor(async () => (await request(stack.url).get(`/orders/${orderId}`)).body.status === 'paid', 'the payment applied', 20000);
 
     const failed = await waitFor(async () => {
       const rows = (await request(stack.url).get(`/admin/order-events?status=failed&orderId=${orderId}`).set(stack.admin).expect(200)).body.data;
@@ -125,7 +131,7 @@ describe('Order events: an endpoint that never answers 2xx within the retry wind
     const redelivered = await request(stack.url).post(`/admin/order-events/${failed[0].id}/redeliver`).set(stack.admin).expect(202);
     expect(redelivered.body).toEqual({ id: failed[0].id, endpoints: [receiver.url] });
     await waitFor(async () => (await undelivered(stack)) === 0, 'both events delivered after the redelivery', 20000);
-    expect(receiver.acceptedFor(orderId!).map((e) => e.type)).toEqual(['order.payment_failed', 'order.paid']);
+    expect(receiver.acceptedFor(orderId).map((e) => e.type)).toEqual(['order.payment_failed', 'order.paid']);
     expect(receiver.badSignatures).toEqual([]);
   });
 });
