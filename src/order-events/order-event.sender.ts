@@ -7,13 +7,16 @@ import { ClaimedDelivery, DeliveryResult } from './order-event.types';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
 import { nextAttemptAt } from './retry-schedule';
+import { postJson } from './http-post';
 
 /** Sends in flight at once per process (different orders; one order's line is never in flight twice). */
 const MAX_IN_FLIGHT = 64;
 /** How often the outbox is swept for what no notification announced (another process died, a retry came due). */
 const SWEEP_MS = 1000;
 /** Notifications arriving within this are answered by one claim. */
-const WAKE_COALESCE_MS = 5;
+const WAKE_COALESCE_MS = 20;
+/** Answers arriving within this are recorded by one statement. */
+const RECORD_COALESCE_MS = 10;
 
 /**
  * Posts order events to every ORDER_EVENTS_URL, signed per Standard Webhooks.
@@ -35,6 +38,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private sweepTimer?: NodeJS.Timeout;
   private answered: DeliveryResult[] = [];
   private recording?: Promise<void>;
+  private recordTimer?: NodeJS.Timeout;
   private stopped = false;
   private unsubscribe?: () => void;
   private readonly sends = new Set<Promise<void>>();
@@ -64,6 +68,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     clearInterval(this.sweepTimer);
     clearTimeout(this.wakeTimer);
     await Promise.allSettled([...this.sends]);
+    clearTimeout(this.recordTimer);
     await this.record();
   }
 
@@ -112,12 +117,20 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     const result = await this.post(delivery);
     this.inFlight--;
     this.answered.push(result);
-    await this.record();
     if (result.status === 'pending') {
       // This process tries again when it is due; the sweep would find it too, a little later.
       setTimeout(() => this.wake(0), Math.max(0, result.nextAttemptAt.getTime() - Date.now())).unref();
     }
-    this.wake();
+    this.recordSoon();
+  }
+
+  /** Records the answers gathered in the next few milliseconds together, then claims again (an answered event frees its order's next). */
+  private recordSoon(): void {
+    if (this.recordTimer) return;
+    this.recordTimer = setTimeout(() => {
+      this.recordTimer = undefined;
+      void this.record().then(() => this.wake());
+    }, RECORD_COALESCE_MS);
   }
 
   /** One POST; never throws. */
@@ -130,27 +143,26 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     let result: 'delivered' | 'http_error' | 'timeout' | 'network';
     try {
       if (!this.signer) throw new Error('ORDER_EVENTS_SECRET is not set');
-      const response = await fetch(delivery.endpoint, {
-        method: 'POST',
+      const response = await postJson(
+        delivery.endpoint,
         body,
-        headers: {
+        {
           'content-type': 'application/json',
           'user-agent': 'Settle-Order-Events/1',
           'webhook-id': delivery.eventId,
           'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
           'webhook-signature': this.signer.sign(delivery.eventId, now, body),
         },
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+        timeoutMs,
+      );
       httpStatus = response.status;
-      // Read the answer to the end so the connection can be reused (a little of it is kept for operators).
-      const text = await response.text().catch(() => '');
-      result = response.ok ? 'delivered' : 'http_error';
-      if (!response.ok) error = `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      const ok = response.status >= 200 && response.status < 300;
+      result = ok ? 'delivered' : 'http_error';
+      if (!ok) error = `HTTP ${response.status}${response.text ? `: ${response.text.slice(0, 200)}` : ''}`;
     } catch (err) {
       const e = err as Error;
       result = e.name === 'TimeoutError' ? 'timeout' : 'network';
-      error = result === 'timeout' ? `no answer within ${timeoutMs} ms` : `${e.message}${(e.cause as Error | undefined)?.message ? `: ${(e.cause as Error).message}` : ''}`;
+      error = result === 'timeout' ? e.message : `${e.message}${(e as NodeJS.ErrnoException).code ? ` (${(e as NodeJS.ErrnoException).code})` : ''}`;
     }
     orderEventDeliveryAttempts.inc({ result });
     const done = new Date();
