@@ -20,7 +20,6 @@ import { distribution, Distribution, fmt, ms, ratio, sleep, waitFor } from './li
 import { EventSource, signatureHeader } from './lib/stripe-events';
 import { runOrdersPhase, OrdersResult } from './phases/orders';
 import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
-import { BenchOrderEventReceiver } from './lib/order-event-receiver';
 
 /**
  * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
@@ -150,11 +149,8 @@ async function main(): Promise<void> {
 
   const mock = await MockPsp.start({ port: 0, webhookSecret: secret, timeScale: 0.01 });
   cleanups.push(() => mock.stop());
-  const receiver = cfg.orderEvents ? new BenchOrderEventReceiver() : undefined;
-  if (receiver) {
-    await receiver.start();
-    cleanups.push(() => receiver.stop());
-  }
+  const receiver = cfg.orderEvents ? await startOrderEventReceiver() : undefined;
+  if (receiver) cleanups.push(() => receiver.server.stop());
 
   // Order numbers: each phase works on orders of its own.
   const ranges = {
@@ -336,6 +332,20 @@ async function runIngest(
   ).then((s) => (results.ingest.settleBacklogDrainS = s));
 }
 
+interface OrderEventReceiver {
+  server: ServerProcess;
+  url: string;
+  secret: string;
+  stats(): Promise<{ requests: number; badSignatures: number; firstSeen: Array<[number, number]> }>;
+}
+
+/** test/bench/servers/order-event-receiver.ts in its own process. */
+async function startOrderEventReceiver(): Promise<OrderEventReceiver> {
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const server = await ServerProcess.start('order-event-receiver', join(__dirname, 'servers', 'order-event-receiver.js'), { ORDER_EVENTS_SECRET: secret, PORT: '0' });
+  return { server, url: `${server.url}/order-events`, secret, stats: async () => (await (await fetch(`${server.url}/stats`)).json()) as Awaited<ReturnType<OrderEventReceiver['stats']>> };
+}
+
 async function undeliveredOrderEvents(pool: Pool): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM order_event_deliveries WHERE status <> 'delivered'`);
   return Number(rows[0]?.n ?? 0);
@@ -376,7 +386,7 @@ async function runSettle(
   secret: string,
   runTag: string,
   ranges: { paced: { from: number; count: number }; flood: { from: number; count: number } },
-  receiver?: BenchOrderEventReceiver,
+  receiver?: OrderEventReceiver,
 ): Promise<void> {
   results.settle.paced = await phase(
     `settle at an offered ${cfg.settleRate} ev/s for ${cfg.durationS} s (open loop)`,
@@ -409,6 +419,7 @@ async function runSettle(
       const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
       const sentAt = new Map<string, number>();
       const began = performance.now();
+      const beganWall = Date.now();
       await watcher.start();
       const ingest = await postEvents(settle.url, source, {
         connections: cfg.connections,
@@ -431,17 +442,18 @@ async function runSettle(
       let orderEvents: NonNullable<NonNullable<Results['settle']['flood']>['orderEvents']> | undefined;
       if (receiver) {
         await waitFor(async () => (await undeliveredOrderEvents(pool)) === 0, 180_000, 100);
+        const stats = await receiver.stats();
         // Earlier phases' events were all delivered before the flood began (see above).
-        const flood = [...receiver.firstSeen.values()].filter((s) => s.at >= began);
+        const flood = stats.firstSeen.filter(([at]) => at >= beganWall).map(([at, ageMs]) => ({ at, ageMs }));
         const lastAt = Math.max(...flood.map((s) => s.at));
-        const allDeliveredS = (lastAt - began) / 1000;
+        const allDeliveredS = (lastAt - beganWall) / 1000;
         orderEvents = {
           delivered: flood.length,
           allDeliveredS,
           rate: flood.length / allDeliveredS,
           undelivered: await undeliveredOrderEvents(pool),
           age: distribution(flood.map((s) => s.ageMs)),
-          badSignatures: receiver.badSignatures,
+          badSignatures: stats.badSignatures,
         };
       }
       return {
