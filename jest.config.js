@@ -1,10 +1,13 @@
-/** Unit tests sit next to the code (*.spec.ts); e2e tests live in test/ (*.e2e-spec.ts). */
+/**
+ * Unit tests sit next to the code (*.spec.ts); service tests (services on real PostgreSQL, the PSP
+ * client faked per test) in test/services (*.service-spec.ts); e2e tests in test/ (*.e2e-spec.ts).
+ */
 module.exports = {
   rootDir: '.',
   testEnvironment: 'node',
   moduleFileExtensions: ['js', 'json', 'ts'],
   testPathIgnorePatterns: ['/node_modules/'],
-  testRegex: '(src/.*\\.spec\\.ts|test/.*\\.e2e-spec\\.ts)$',
+  testRegex: '(src/.*\\.spec\\.ts|test/.*\\.(e2e|service)-spec\\.ts)$',
   transform: {
     '^.+\\.ts$': 'ts-jest',
     // NestJS 12 ships ES modules; see the transform for why tests convert them.

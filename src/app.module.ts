@@ -8,8 +8,7 @@ import { BullAdapter } from '@bull-board/api/bullAdapter';
 import { AppConfig } from './config/app-config';
 import { APP_CONFIG, ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
-import { PspModule } from './payments/psp/psp.module';
-import { OrdersModule } from './orders/orders.module';
+import { OrdersHttpModule } from './orders/orders.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 import { WEBHOOK_QUEUE, WEBHOOK_QUEUE_SETTINGS } from './webhooks/webhook-queue';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
@@ -36,7 +35,7 @@ export class AppModule {
           // Every registration of the queue (processor, health, metrics) shares these settings.
           useFactory: (c: AppConfig) => ({ url: c.redisUrl, prefix: c.queuePrefix, settings: WEBHOOK_QUEUE_SETTINGS }),
         }),
-        PspModule,
+        MetricsModule.forRoot(serves),
         WebhooksModule.forRole(config.role),
         OrderEventsModule.forRole(config.role),
         ...(serves
@@ -46,9 +45,8 @@ export class AppModule {
                 throttlers: [{ name: 'default', ttl: 60_000, limit: config.rateLimitPerMinute }],
                 errorMessage: `Too many requests: at most ${config.rateLimitPerMinute} a minute per client; retry after the Retry-After header's seconds`,
               }),
-              OrdersModule,
+              OrdersHttpModule,
               HealthModule,
-              MetricsModule,
               BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminAuthMiddleware(config.adminApiKey) }),
               BullBoardModule.forFeature({ name: WEBHOOK_QUEUE, adapter: BullAdapter }),
             ]

@@ -1,10 +1,8 @@
 import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
-import { InjectQueue } from '@nestjs/bull';
-import type { Queue } from 'bull';
 import type { Response } from 'express';
-import { WEBHOOK_QUEUE } from '../webhooks/webhook-queue';
+import { WebhookQueueStats } from '../webhooks/webhook-queue-stats';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 
@@ -22,7 +20,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly typeorm: TypeOrmHealthIndicator,
-    @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue,
+    private readonly queue: WebhookQueueStats,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -55,7 +53,7 @@ export class HealthController {
   }
 
   private redis() {
-    return this.indicators.check('redis').attempt(async () => ({ reply: await this.queue.client.ping() })).withTimeout(PROBE_TIMEOUT_MS);
+    return this.indicators.check('redis').attempt(async () => ({ reply: await this.queue.ping() })).withTimeout(PROBE_TIMEOUT_MS);
   }
 
   private backlog() {
@@ -63,8 +61,7 @@ export class HealthController {
     return this.indicators
       .check('queue')
       .attempt(async () => {
-        const counts = await this.queue.getJobCounts();
-        const backlog = counts.waiting + counts.delayed;
+        const backlog = await this.queue.backlog();
         if (backlog > max) throw new Error(`backlog ${backlog} is over READY_MAX_BACKLOG ${max}`);
         return { backlog, max };
       })

@@ -1,8 +1,7 @@
 import { Module } from '@nestjs/common';
-import { BullModule } from '@nestjs/bull';
 import { TerminusModule } from '@nestjs/terminus';
+import { WebhookInboxModule } from '../webhooks/webhook-inbox.module';
 import { HealthController } from './health.controller';
-import { WEBHOOK_QUEUE } from '../webhooks/webhook-queue';
 
-@Module({ imports: [TerminusModule.forRoot({ logger: false }), BullModule.registerQueue({ name: WEBHOOK_QUEUE })], controllers: [HealthController] })
+@Module({ imports: [TerminusModule.forRoot({ logger: false }), WebhookInboxModule], controllers: [HealthController] })
 export class HealthModule {}

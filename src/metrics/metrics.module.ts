@@ -1,7 +1,12 @@
-import { Module } from '@nestjs/common';
-import { BullModule } from '@nestjs/bull';
+import { DynamicModule, Global, Module } from '@nestjs/common';
 import { MetricsController } from './metrics.controller';
-import { WEBHOOK_QUEUE } from '../webhooks/webhook-queue';
+import { Metrics } from './metrics';
 
-@Module({ imports: [BullModule.registerQueue({ name: WEBHOOK_QUEUE })], controllers: [MetricsController] })
-export class MetricsModule {}
+/** The process's Metrics for every module; the scrape route only where the process serves HTTP. */
+@Global()
+@Module({})
+export class MetricsModule {
+  static forRoot(serve: boolean): DynamicModule {
+    return { module: MetricsModule, providers: [Metrics], exports: [Metrics], controllers: serve ? [MetricsController] : [] };
+  }
+}

@@ -45,6 +45,8 @@ export class MockPsp {
   private stopped = false;
   private readonly timeScale: number;
   private readonly latencyMs: number;
+  /** Holds PaymentIntent creations this long (a PSP that hangs); see stallPaymentIntentCreation. */
+  private createStallMs = 0;
 
   private constructor(private readonly options: MockPspOptions) {
     this.webhookSecret = options.webhookSecret ?? DEFAULT_MOCK_WEBHOOK_SECRET;
@@ -90,6 +92,11 @@ export class MockPsp {
 
   setForwardTo(url: string | undefined): void {
     this.delivery.setForwardTo(url);
+  }
+
+  /** Makes every PaymentIntent creation from now on answer only after `ms` (0: at once again). */
+  stallPaymentIntentCreation(ms: number): void {
+    this.createStallMs = ms;
   }
 
   setFaults(faults: DeliveryFaults, seed?: number): void {
@@ -234,6 +241,7 @@ export class MockPsp {
     }
 
     if (this.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
+    if (this.createStallMs > 0 && method === 'POST' && url.pathname === '/v1/payment_intents') await new Promise((resolve) => setTimeout(resolve, this.createStallMs));
 
     let status = 200;
     let answer: unknown;

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } f
 import { Webhook } from 'standardwebhooks';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
-import { orderEventDeliveryAttempts, orderEventDeliverySeconds } from '../metrics/metrics';
+import { Metrics } from '../metrics/metrics';
 import { ClaimedDelivery, DeliveryResult } from './order-event.types';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
@@ -47,6 +47,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     private readonly events: OrderEventsRepository,
     private readonly listener: OrderEventsListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: Metrics,
   ) {
     const { secret, timeoutMs } = config.orderEvents;
     if (secret) this.signer = new Webhook(secret.slice('whsec_'.length));
@@ -164,10 +165,10 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
       result = e.name === 'TimeoutError' ? 'timeout' : 'network';
       error = result === 'timeout' ? e.message : `${e.message}${(e as NodeJS.ErrnoException).code ? ` (${(e as NodeJS.ErrnoException).code})` : ''}`;
     }
-    orderEventDeliveryAttempts.inc({ result });
+    this.metrics.orderEventDeliveryAttempts.inc({ result });
     const done = new Date();
     if (result === 'delivered') {
-      orderEventDeliverySeconds.observe((done.getTime() - new Date(delivery.event.createdAt).getTime()) / 1000);
+      this.metrics.orderEventDeliverySeconds.observe((done.getTime() - new Date(delivery.event.createdAt).getTime()) / 1000);
       return { eventId: delivery.eventId, endpoint: delivery.endpoint, attempt: delivery.attempt, status: 'delivered', nextAttemptAt: done, httpStatus, error: null };
     }
     const next = nextAttemptAt(delivery.attempt, done, delivery.retryFrom, retryBaseMs, giveUpAfterMs);

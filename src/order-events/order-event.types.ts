@@ -1,15 +1,3 @@
-import type { OrderStatus } from '../orders/order-status';
-
-/** One order status change, as the transition writer hands it to the outbox. */
-export interface OrderTransition {
-  orderId: string;
-  from: OrderStatus;
-  to: OrderStatus;
-  at: Date;
-  eventId: string | null;
-  reason: string;
-}
-
 /** The body POSTed to endpoints and stored in the outbox (CONTRACT section 5). */
 export interface OrderEventBody {
   id: string;

@@ -7,6 +7,7 @@ import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { isOrderStatus, TRANSITIONS } from '../orders/order-status';
+import { OrderRepository } from '../orders/order.repository';
 import { OrderEventBody } from './order-event.types';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
@@ -45,6 +46,7 @@ export class OrderEventsStreamController implements OnModuleInit, OnModuleDestro
 
   constructor(
     private readonly events: OrderEventsRepository,
+    private readonly orders: OrderRepository,
     private readonly listener: OrderEventsListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly adapterHost: HttpAdapterHost,
@@ -103,7 +105,7 @@ export class OrderEventsStreamController implements OnModuleInit, OnModuleDestro
   @ApiResponse({ status: 204, description: 'Reconnected after the terminal status: nothing more will come' })
   @ApiResponse({ status: 404, description: 'Unknown order' })
   async stream(@Param('id') id: string, @Headers('last-event-id') lastEventId: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const status = UUID.test(id) ? await this.events.orderStatus(id) : null;
+    const status = UUID.test(id) ? (await this.orders.findOrder(id))?.status : null;
     if (!status) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
     const resumeFrom = lastEventId !== undefined && /^\d{1,9}$/.test(lastEventId.trim()) ? Number(lastEventId.trim()) : undefined;
 

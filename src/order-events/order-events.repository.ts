@@ -1,50 +1,33 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
-import { DataSource, EntityManager } from 'typeorm';
-import { ClaimedDelivery, DeliveryResult, DeliveryStatus, OrderEventBody, OrderTransition } from './order-event.types';
+import { Database, Queryable } from '../database/database';
+import type { WrittenTransition } from '../orders/order-events-outbox.port';
+import { ClaimedDelivery, DeliveryResult, DeliveryStatus, OrderEventBody } from './order-event.types';
 
 /** The channel every committed order event is announced on (NOTIFY is sent only at commit). */
 export const ORDER_EVENTS_CHANNEL = 'settle_order_events';
 
-/** ISO 8601 in UTC with milliseconds, exactly as Date.toISOString() writes it (the API's format). */
-const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
 /**
  * Writes the outgoing events of a batch of transitions in one statement, after
- * the writer's own statement wrote the orders, payments and history rows (a
- * later statement of the same transaction sees them). Each event's `data` is
- * the order view of GET /orders/:id built here in SQL from those rows: no round
- * trip to read them back. The writer holds every order's row lock, so the
- * history rows of this batch are the order's newest ones and max(sequence)
- * cannot move under us: an event's history is the order's history without the
- * batch's later entries, its status and updatedAt are its own transition's.
- * Payment and amountRefunded are the rows as this transaction leaves them.
+ * the writer's own statement wrote the orders, payments and history rows.
+ * Each event's `data` is the order view the order aggregate's SQL builds
+ * (`views`, from OrderRepository): no round trip to read the rows back. The
+ * writer holds every order's row lock, so max(sequence) cannot move under us.
  * The deliveries (one per endpoint) and the NOTIFY that wakes senders and live
  * streams go in the same statement; NOTIFY is delivered only if it commits.
  */
-const INSERT_EVENTS = `WITH t AS (
+const insertEvents = (views: (batch: string) => string) => `WITH t AS (
     SELECT s.order_id, s.to_status, s.at, s.id, s.n,
       row_number() OVER (PARTITION BY s.order_id ORDER BY s.n) AS k,
       count(*) OVER (PARTITION BY s.order_id) AS in_batch
     FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS s(order_id, to_status, at, id, n)
+  ), v AS (${views('t')}
   ), last AS (
     SELECT order_id, max(sequence) AS seq FROM order_events WHERE order_id = ANY($1::uuid[]) GROUP BY order_id
   ), ev AS (
     INSERT INTO order_events (id, order_id, sequence, type, created_at, data)
-    SELECT t.id, t.order_id, COALESCE(last.seq, 0) + t.k, 'order.' || t.to_status, t.at,
-      json_build_object(
-        'id', o.id, 'status', t.to_status, 'amount', o.amount, 'currency', o.currency, 'items', o.items,
-        'customerEmail', o.customer_email,
-        'payment', CASE WHEN p.id IS NULL THEN NULL ELSE json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret) END,
-        'amountRefunded', o.amount_refunded,
-        'history', (
-          SELECT COALESCE(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'at', ${iso('h.at')}, 'reason', h.reason, 'eventId', h.event_id) ORDER BY h.id), '[]'::json)
-          FROM (SELECT * FROM order_status_history WHERE order_id = t.order_id ORDER BY id DESC OFFSET (t.in_batch - t.k)) h
-        ),
-        'createdAt', ${iso('o.created_at')}, 'updatedAt', ${iso('t.at')}
-      )
-    FROM t JOIN orders o ON o.id = t.order_id LEFT JOIN payments p ON p.order_id = o.id LEFT JOIN last ON last.order_id = t.order_id
+    SELECT t.id, t.order_id, COALESCE(last.seq, 0) + t.k, 'order.' || t.to_status, t.at, v.data
+    FROM t JOIN v ON v.n = t.n LEFT JOIN last ON last.order_id = t.order_id
     ORDER BY t.n
     RETURNING id, order_id, sequence, created_at
   ), deliveries AS (
@@ -106,12 +89,12 @@ const toIso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 /** The only owner of order_events and order_event_deliveries: one method per query. */
 @Injectable()
 export class OrderEventsRepository {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  constructor(private readonly db: Database) {}
 
-  /** See INSERT_EVENTS; runs in the writer's transaction. */
-  async insertForTransitions(manager: EntityManager, transitions: OrderTransition[], endpoints: string[]): Promise<void> {
+  /** See insertEvents; runs in the writer's transaction. */
+  async insertForTransitions(tx: Queryable, transitions: WrittenTransition[], views: (batch: string) => string, endpoints: string[]): Promise<void> {
     if (transitions.length === 0) return;
-    await manager.query(INSERT_EVENTS, [
+    await tx.query(insertEvents(views), [
       transitions.map((t) => t.orderId),
       transitions.map((t) => t.to),
       transitions.map((t) => t.at),
@@ -122,8 +105,7 @@ export class OrderEventsRepository {
 
   /** See CLAIM_DUE; only deliveries to `endpoints` (one dropped from ORDER_EVENTS_URL is no longer posted to; its rows stay pending). */
   async claimDue(limit: number, leaseMs: number, endpoints: string[]): Promise<ClaimedDelivery[]> {
-    const rows = (await this.db.query(CLAIM_DUE, [limit, leaseMs, endpoints])) as [unknown[], number] | unknown[];
-    const list = (Array.isArray(rows[0]) ? rows[0] : rows) as Array<{
+    const list = (await this.db.query(CLAIM_DUE, [limit, leaseMs, endpoints])) as Array<{
       event_id: string;
       endpoint: string;
       attempts: number;
@@ -231,16 +213,6 @@ export class OrderEventsRepository {
     )) as Array<{ id: string; type: string; sequence: number; created_at: Date; data: Record<string, unknown> }>;
     const r = rows[0];
     return r ? { id: r.id, type: r.type, sequence: r.sequence, createdAt: new Date(r.created_at).toISOString(), data: r.data } : null;
-  }
-
-  /**
-   * The order's current status, or null for no such order. It reads orders,
-   * whose owner is the orders module: kept here until the restructure (issue
-   * 12) gives orders a repository this can call without a cycle.
-   */
-  async orderStatus(orderId: string): Promise<string | null> {
-    const rows = (await this.db.query(`SELECT status FROM orders WHERE id = $1`, [orderId])) as Array<{ status: string }>;
-    return rows[0]?.status ?? null;
   }
 
   /** Deliveries waiting and given up, for the metrics. */

@@ -1,40 +1,133 @@
-import { EntityManager } from 'typeorm';
-import { Order } from './order.entity';
-import { OrderHistoryEntry } from './order-history.entity';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { CombinedWrite, Database, Queryable } from '../database/database';
+import { Metrics } from '../metrics/metrics';
+import { ORDER_EVENTS_OUTBOX, OrderEventsOutboxPort } from './order-events-outbox.port';
 import { OrderStatus, canTransition } from './order-status';
-import { orderTransitions } from '../metrics/metrics';
-import { OrderEventsOutbox } from '../order-events/order-events.outbox'; // outbox hook
+import { HeldOrder, OrderRepository, TransitionRecord } from './order.repository';
+import { Decision } from './payment-state';
+
+export type { HeldOrder, TransitionRecord } from './order.repository';
 
 /**
- * Changes an order's status and appends its history entry, inside the caller's
- * transaction (which must hold the order row lock: see lockOrder). Returns false,
- * changing nothing, when the machine does not allow the step.
+ * One transaction's work on orders. Every order status change goes through
+ * `transition`, the only place that checks the machine and records a
+ * TransitionRecord; `OrderTransitions.run` writes the records (history) with
+ * every other change in one statement, and counts them after the commit.
+ *
+ * Locks are taken through it (inbox rows first if any, then order rows in id
+ * order), and other owners add their writes to the same statement with `also`.
  */
-export async function transitionOrder(
-  outbox: OrderEventsOutbox, // outbox hook
-  manager: EntityManager,
-  order: Order,
-  to: OrderStatus,
-  reason: string,
-  eventId: string | null,
-  at: Date = new Date(),
-): Promise<boolean> {
-  if (!canTransition(order.status, to)) return false;
-  const from = order.status;
-  order.status = to;
-  order.updatedAt = at;
-  await manager.update(Order, { id: order.id }, { status: to, updatedAt: at, amountRefunded: order.amountRefunded });
-  await manager.insert(OrderHistoryEntry, { orderId: order.id, from, to, at, reason, eventId });
-  await outbox.record(manager, [{ orderId: order.id, from, to, at, reason, eventId }]); // outbox hook
-  orderTransitions.inc({ from, to });
-  return true;
+export class OrderUnitOfWork {
+  readonly transitions: TransitionRecord[] = [];
+  private readonly touched = new Set<HeldOrder>();
+  private readonly others: Array<(write: CombinedWrite) => void> = [];
+
+  constructor(
+    readonly tx: Queryable,
+    private readonly repo: OrderRepository,
+    private readonly outbox?: OrderEventsOutboxPort,
+  ) {}
+
+  lockByIntent(intentIds: string[]): Promise<Map<string, HeldOrder>> {
+    return this.repo.lockByIntent(this.tx, intentIds);
+  }
+
+  lockByOrder(orderId: string): Promise<HeldOrder | null> {
+    return this.repo.lockByOrder(this.tx, orderId);
+  }
+
+  /** Records a refund's status under the held order's lock; returns the PSP's refunded total for the payment. */
+  recordRefund(h: HeldOrder, refund: { id: string; amount: number; status: string }): Promise<number> {
+    return this.repo.recordRefund(this.tx, h.held.orderId, h.intentId, refund);
+  }
+
+  /**
+   * The one writer of an order status change: false, changing nothing, when
+   * the machine does not allow the step (a stale webhook is recorded, not an error).
+   */
+  transition(h: HeldOrder, to: OrderStatus, reason: string, eventId: string | null): boolean {
+    const from = h.held.orderStatus;
+    if (!canTransition(from, to)) return false;
+    this.transitions.push({ orderId: h.held.orderId, from, to, reason, eventId });
+    h.held.orderStatus = to;
+    h.orderChanged = true;
+    this.touched.add(h);
+    return true;
+  }
+
+  /**
+   * Applies a decision of the pure machine (payment-state.ts) to `h`: its steps
+   * through `transition`, and the payment's new state. `eventCreated` is the
+   * event's age, when an event caused it. Returns the steps taken.
+   */
+  applyDecision(h: HeldOrder, decision: Decision, reason: string, eventId: string | null, eventCreated?: number, disputeId?: string): OrderStatus[] {
+    const steps = decision.steps.filter((to) => this.transition(h, to, reason, eventId));
+    if (decision.amountRefunded !== h.held.amountRefunded) h.orderChanged = true;
+    if (eventId && eventCreated !== undefined && eventCreated >= h.held.lastEventCreated) h.lastEventId = eventId;
+    if (disputeId && !h.disputeId) h.disputeId = disputeId;
+    h.held.amountRefunded = decision.amountRefunded;
+    h.held.lastEventCreated = decision.lastEventCreated;
+    this.setPaymentStatus(h, decision.intentStatus ?? h.paymentStatus);
+    return steps;
+  }
+
+  /** The PaymentIntent's status as the PSP reported it; the payment row is written (and counts as checked). */
+  setPaymentStatus(h: HeldOrder, status: string): void {
+    h.paymentStatus = status;
+    this.touched.add(h);
+  }
+
+  /** A write of another table's owner, sent in the same statement as the order changes. */
+  also(add: (write: CombinedWrite) => void): void {
+    this.others.push(add);
+  }
+
+  /** Everything gathered, as one statement (none when nothing changed). */
+  async flush(): Promise<void> {
+    const write = new CombinedWrite();
+    const at = new Date();
+    // The per-transition writes happen here, from this.transitions: history, then the outgoing order events.
+    this.repo.addChanges(write, this.transitions, [...this.touched], at);
+    for (const add of this.others) add(write);
+    await write.run(this.tx);
+    // A statement of its own: the events' order views read what the statement above wrote (its CTEs could not see each other's writes).
+    if (this.outbox && this.transitions.length > 0) {
+      await this.outbox.record(
+        this.tx,
+        this.transitions.map((t) => ({ ...t, at })),
+        (batch) => this.repo.transitionViewsSql(batch),
+      );
+    }
+  }
 }
 
 /**
- * Locks the order row for the rest of the transaction. Under MVCC two workers
- * would otherwise both read the old status and both append history; FOR UPDATE
- * makes the second wait and then read what the first committed.
+ * Runs work on orders in one transaction: the path of every status change
+ * (webhook events one or many at a time, the reconciler, cancel).
  */
-export function lockOrder(manager: EntityManager, orderId: string): Promise<Order | null> {
-  return manager.getRepository(Order).createQueryBuilder('o').setLock('pessimistic_write').where('o.id = :orderId', { orderId }).getOne();
+@Injectable()
+export class OrderTransitions {
+  constructor(
+    private readonly db: Database,
+    private readonly repo: OrderRepository,
+    private readonly metrics: Metrics,
+    @Optional() @Inject(ORDER_EVENTS_OUTBOX) private readonly outbox?: OrderEventsOutboxPort,
+  ) {}
+
+  /**
+   * Opens a transaction, lets `work` lock and decide through the unit of work,
+   * writes what it gathered, commits, and only then counts the transitions: a
+   * transaction that rolls back (and is retried) counts nothing.
+   */
+  async run<T>(work: (uow: OrderUnitOfWork) => Promise<T>): Promise<T> {
+    let uow: OrderUnitOfWork | undefined;
+    const result = await this.db.transaction(async (tx) => {
+      uow = new OrderUnitOfWork(tx, this.repo, this.outbox);
+      const value = await work(uow);
+      await uow.flush();
+      return value;
+    });
+    for (const t of uow?.transitions ?? []) this.metrics.orderTransitions.inc({ from: t.from, to: t.to });
+    return result;
+  }
 }

@@ -1,24 +1,21 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomUUID } from 'node:crypto';
-import { DataSource, In } from 'typeorm';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
-import { Payment } from '../payments/payment.entity';
-import { Refund } from '../payments/refund.entity';
-import { StripeClient } from '../payments/psp/stripe.client';
+import { Database } from '../database/database';
+import { PspClient } from '../psp/psp-client';
 import { CreateOrderDto } from './dto/create-order.dto';
 import { ListOrdersQuery } from './dto/list-orders.query';
 import { OrderView, toOrderView } from './dto/order.view';
-import { IdempotencyKey } from './idempotency-key.entity';
 import { Order } from './order.entity';
-import { OrderHistoryEntry } from './order-history.entity';
+import { OrderRepository, OrderWithPayment } from './order.repository';
 import { INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
-import { lockOrder, transitionOrder } from './order-transitions';
-import { OrderEventsOutbox } from '../order-events/order-events.outbox'; // outbox hook
+import { OrderTransitions } from './order-transitions';
+import { Payment } from './payment.entity';
 
 /** Stripe's largest amount for a single charge, in minor units. */
 const MAX_ORDER_AMOUNT = 99_999_999;
 const PG_UNIQUE_VIOLATION = '23505';
+const PG_FOREIGN_KEY_VIOLATION = '23503';
 
 export interface CreateOrderResult {
   order: OrderView;
@@ -30,13 +27,26 @@ export interface CreateOrderResult {
 export class OrdersService {
   private readonly logger = new Logger(OrdersService.name);
 
-  constructor(@InjectDataSource() private readonly db: DataSource, private readonly psp: StripeClient, private readonly outbox: OrderEventsOutbox) {} // outbox hook
+  constructor(
+    private readonly db: Database,
+    private readonly orders: OrderRepository,
+    private readonly transitions: OrderTransitions,
+    private readonly psp: PspClient,
+  ) {}
 
   /**
-   * Creates the order and its PaymentIntent in one transaction that spans the
-   * PSP call: if the PSP fails, nothing is left behind, and a concurrent
-   * request with the same Idempotency-Key waits on the key's unique index
-   * until this one commits (then replays it) or rolls back (then creates).
+   * Creates the order, then its PaymentIntent, with no transaction or lock
+   * held across the PSP call:
+   * 1. one short transaction inserts the order and its Idempotency-Key (a
+   *    concurrent request with the same key waits on the key's unique index
+   *    for the few milliseconds until it commits, then replays it);
+   * 2. the PSP creates the PaymentIntent under a key derived from the order
+   *    id, so any retry of this step gets the same PaymentIntent back;
+   * 3. one statement records the payment. Until then the order is not shown
+   *    (GET and the list only show orders with a payment).
+   * If the PSP fails (503 outage, 502 refusal, 409 still running), the order
+   * and its key are removed, so nothing half-made remains and a retry with the
+   * same Idempotency-Key starts afresh.
    */
   async create(dto: CreateOrderDto, idempotencyKey?: string): Promise<CreateOrderResult> {
     const amount = dto.items.reduce((sum, item) => sum + item.unitAmount * item.quantity, 0);
@@ -45,105 +55,101 @@ export class OrdersService {
       throw new DomainError(ErrorCode.Validation, `items add up to ${amount}, more than the largest payable amount ${MAX_ORDER_AMOUNT}`);
     }
     const requestHash = idempotencyKey ? hashRequest(dto) : '';
+    const now = new Date();
+    const order: Order = {
+      id: randomUUID(),
+      status: INITIAL_STATUS,
+      amount,
+      currency: dto.currency,
+      items: dto.items.map(({ sku, name, unitAmount, quantity }) => ({ sku, name, unitAmount, quantity })),
+      customerEmail: dto.customerEmail,
+      amountRefunded: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
     try {
-      return await this.db.transaction(async (manager) => {
-        const now = new Date();
-        const order = manager.create(Order, {
-          id: randomUUID(),
-          status: INITIAL_STATUS,
-          amount,
-          currency: dto.currency,
-          items: dto.items.map(({ sku, name, unitAmount, quantity }) => ({ sku, name, unitAmount, quantity })),
-          customerEmail: dto.customerEmail,
-          amountRefunded: 0,
-          createdAt: now,
-          updatedAt: now,
+      if (idempotencyKey) {
+        await this.db.transaction(async (tx) => {
+          await this.orders.insertOrder(tx, order);
+          await this.orders.insertIdempotencyKey(tx, idempotencyKey, requestHash, order.id, now);
         });
-        await manager.insert(Order, order);
-        if (idempotencyKey) {
-          // Blocks while another transaction holds the same key uncommitted.
-          await manager.insert(IdempotencyKey, { key: idempotencyKey, requestHash, orderId: order.id, createdAt: now });
-        }
-        const intent = await this.psp.createPaymentIntent({ orderId: order.id, amount, currency: order.currency, email: order.customerEmail });
-        const payment = manager.create(Payment, {
-          id: intent.id,
-          orderId: order.id,
-          status: intent.status,
-          amount: intent.amount,
-          amountReceived: intent.amount_received ?? 0,
-          currency: intent.currency,
-          clientSecret: intent.client_secret ?? '',
-          lastEventCreated: 0,
-          lastEventId: null,
-          disputeId: null,
-          createdAt: now,
-          checkedAt: now,
-        });
-        await manager.insert(Payment, payment);
-        return { order: toOrderView(order, payment, []), created: true };
-      });
+      } else {
+        await this.orders.insertOrder(this.db, order);
+      }
     } catch (err) {
-      if (idempotencyKey && (err as { code?: string }).code === PG_UNIQUE_VIOLATION && String((err as Error).message).includes('idempotency_keys')) {
-        return this.replay(idempotencyKey, requestHash);
+      if (idempotencyKey && isViolation(err, PG_UNIQUE_VIOLATION, 'idempotency_keys')) return this.replay(idempotencyKey, requestHash);
+      throw err;
+    }
+    try {
+      return { order: toOrderView(order, await this.recordPaymentIntent(order), []), created: true };
+    } catch (err) {
+      await this.orders
+        .deleteOrderWithoutPayment(order.id)
+        .catch((dbErr: Error) => this.logger.error({ msg: 'could not remove an order whose PaymentIntent failed', orderId: order.id, error: dbErr.message }));
+      // The key is this new order's own: "still running" means our first try timed out and the PSP is slow, not a client's conflict.
+      if (err instanceof DomainError && err.code === ErrorCode.Conflict) {
+        throw new DomainError(ErrorCode.PspUnavailable, 'The payment provider did not answer in time while creating the PaymentIntent; retry later');
       }
       throw err;
     }
   }
 
+  /** Steps 2 and 3 of create: the PSP call (same key every time for this order), then the payment row. */
+  private async recordPaymentIntent(order: Order): Promise<Payment> {
+    const intent = await this.psp.createPaymentIntent({ orderId: order.id, amount: order.amount, currency: order.currency, email: order.customerEmail });
+    const payment: Payment = { id: intent.id, orderId: order.id, status: intent.status, clientSecret: intent.client_secret ?? '' };
+    try {
+      await this.orders.insertPayment({ ...payment, amount: intent.amount, amountReceived: intent.amount_received ?? 0, currency: intent.currency }, new Date());
+    } catch (err) {
+      // The request that created the order gave up on the PSP and removed it meanwhile.
+      if (isViolation(err, PG_FOREIGN_KEY_VIOLATION)) throw new DomainError(ErrorCode.Conflict, 'The order for this Idempotency-Key was abandoned after a PSP failure; retry');
+      throw err;
+    }
+    return payment;
+  }
+
   private async replay(key: string, requestHash: string): Promise<CreateOrderResult> {
-    const saved = await this.db.getRepository(IdempotencyKey).findOneBy({ key });
+    const saved = await this.orders.findIdempotencyKey(key);
     if (!saved) throw new DomainError(ErrorCode.Conflict, 'A request with this Idempotency-Key is still in progress; retry');
     if (saved.requestHash !== requestHash) {
       throw new DomainError(ErrorCode.IdempotencyMismatch, 'This Idempotency-Key was already used with a different request body');
     }
-    return { order: await this.get(saved.orderId), created: false };
+    const found = await this.orders.findWithPayment(saved.orderId);
+    if (found) return { order: await this.view(found), created: false };
+    // The first request is still at the PSP: ask with the same key, which answers its PaymentIntent (the SDK retries the PSP's 409 while the first call runs).
+    const order = await this.orders.findOrder(saved.orderId);
+    if (!order) throw new DomainError(ErrorCode.Conflict, 'A request with this Idempotency-Key is still in progress; retry');
+    await this.recordPaymentIntent(order);
+    return { order: await this.get(order.id), created: false };
   }
 
   async get(id: string): Promise<OrderView> {
-    if (!isUuid(id)) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
-    const order = await this.db.getRepository(Order).findOneBy({ id });
-    if (!order) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
-    const [payment, history] = await Promise.all([
-      this.db.getRepository(Payment).findOneBy({ orderId: id }),
-      this.db.getRepository(OrderHistoryEntry).find({ where: { orderId: id }, order: { id: 'ASC' } }),
-    ]);
-    return toOrderView(order, payment, history);
+    return this.view(await this.requireOrder(id));
+  }
+
+  private async view(found: OrderWithPayment): Promise<OrderView> {
+    return toOrderView(found.order, found.payment, await this.orders.historyOf([found.order.id]));
   }
 
   /** Newest first; the cursor is the (createdAt, id) of the last order of the previous page. */
   async list(query: ListOrdersQuery): Promise<{ data: OrderView[]; nextCursor: string | null }> {
     const limit = query.limit ?? 20;
-    const qb = this.db.getRepository(Order).createQueryBuilder('o').orderBy('o.created_at', 'DESC').addOrderBy('o.id', 'DESC').limit(limit + 1);
-    if (query.status) qb.andWhere('o.status = :status', { status: query.status });
-    if (query.cursor) {
-      const { createdAt, id } = decodeCursor(query.cursor);
-      qb.andWhere('(o.created_at, o.id) < (:createdAt, :id)', { createdAt, id });
-    }
-    const rows = await qb.getMany();
+    const rows = await this.orders.listPage({ status: query.status, before: query.cursor ? decodeCursor(query.cursor) : undefined, limit: limit + 1 });
     const page = rows.slice(0, limit);
-    const ids = page.map((o) => o.id);
-    const [payments, history] = ids.length
-      ? await Promise.all([
-          this.db.getRepository(Payment).findBy({ orderId: In(ids) }),
-          this.db.getRepository(OrderHistoryEntry).find({ where: { orderId: In(ids) }, order: { id: 'ASC' } }),
-        ])
-      : [[], []];
-    const data = page.map((o) =>
-      toOrderView(o, payments.find((p) => p.orderId === o.id) ?? null, history.filter((h) => h.orderId === o.id)),
-    );
+    const history = await this.orders.historyOf(page.map((r) => r.order.id));
+    const data = page.map((r) => toOrderView(r.order, r.payment, history.filter((h) => h.orderId === r.order.id)));
     const last = page[page.length - 1];
-    return { data, nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+    return { data, nextCursor: rows.length > limit && last ? encodeCursor(last.order) : null };
   }
 
-  /** Cancels an unpaid order: the PaymentIntent first, then the order, with the PSP's answer as the cause. */
+  /** Cancels an unpaid order: the PaymentIntent first (no lock held), then the order, with the PSP's answer as the cause. */
   async cancel(id: string): Promise<OrderView> {
-    const order = await this.requireOrder(id);
-    const payment = await this.db.getRepository(Payment).findOneBy({ orderId: id });
+    const { order, payment } = await this.requireOrder(id);
     if (order.status === 'canceled') return this.get(id);
     if (!UNPAID_STATUSES.includes(order.status)) {
       throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only unpaid orders can be canceled`);
     }
-    if (payment && payment.status !== 'canceled') {
+    if (payment.status !== 'canceled') {
       const intent = await this.psp.cancelPaymentIntent(payment.id, id).catch(async (err) => {
         // The PSP refuses to cancel a PaymentIntent that already took (or is taking) the money,
         // even when its webhook has not reached us yet: that is the caller's conflict, not a PSP failure.
@@ -154,12 +160,12 @@ export class OrdersService {
         }
         throw err;
       });
-      await this.db.transaction(async (manager) => {
-        const locked = await lockOrder(manager, id);
-        if (!locked) return;
-        await manager.update(Payment, { id: payment.id }, { status: intent.status, checkedAt: new Date() });
+      await this.transitions.run(async (uow) => {
+        const held = await uow.lockByOrder(id);
+        if (!held) return;
+        uow.setPaymentStatus(held, intent.status);
         // A webhook may have moved it meanwhile; the machine decides, and a paid order stays paid.
-        await transitionOrder(this.outbox, manager, locked, 'canceled', 'canceled by admin', null); // outbox hook
+        uow.transition(held, 'canceled', 'canceled by admin', null);
       });
     }
     return this.get(id);
@@ -167,37 +173,35 @@ export class OrdersService {
 
   /** Asks the PSP for a refund; the order's status follows when the PSP confirms it (webhook or reconciler). */
   async refund(id: string, requested?: number): Promise<{ refund: { id: string; amount: number; status: string }; order: OrderView }> {
-    const order = await this.requireOrder(id);
+    const { order, payment } = await this.requireOrder(id);
     if (!REFUNDABLE_STATUSES.includes(order.status)) {
       throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only paid orders can be refunded`);
     }
-    const payment = await this.db.getRepository(Payment).findOneBy({ orderId: id });
-    const refunds = await this.db.getRepository(Refund).findBy({ orderId: id });
+    const refunds = await this.orders.refundsOf(id);
     // Count pending refunds too, so two quick requests cannot over-refund between PSP confirmations.
     const committed = refunds.filter((r) => !['failed', 'canceled'].includes(r.status)).reduce((s, r) => s + r.amount, 0);
     const remaining = order.amount - Math.max(order.amountRefunded, committed);
-    if (!payment || remaining <= 0) throw new DomainError(ErrorCode.Conflict, `Order ${id} has nothing left to refund`);
+    if (remaining <= 0) throw new DomainError(ErrorCode.Conflict, `Order ${id} has nothing left to refund`);
     const amount = requested ?? remaining;
     if (amount > remaining) {
       throw new DomainError(ErrorCode.Conflict, `Order ${id} has only ${remaining} left to refund, ${amount} was asked`);
     }
-    const refund = await this.psp.createRefund({ orderId: id, paymentIntentId: payment.id, amount, sequence: refunds.length + 1 });
-    const now = new Date();
-    await this.db
-      .createQueryBuilder()
-      .insert()
-      .into(Refund)
-      .values({ id: refund.id, orderId: id, paymentIntentId: payment.id, amount: refund.amount, status: refund.status ?? 'pending', createdAt: now, updatedAt: now })
-      .orIgnore()
-      .execute();
-    return { refund: { id: refund.id, amount: refund.amount, status: refund.status ?? 'pending' }, order: await this.get(id) };
+    const answer = await this.psp.createRefund({ orderId: id, paymentIntentId: payment.id, amount, sequence: refunds.length + 1 });
+    const refund = { id: answer.id, amount: answer.amount, status: answer.status ?? 'pending' };
+    await this.orders.insertRefund(id, payment.id, refund);
+    return { refund, order: await this.get(id) };
   }
 
-  private async requireOrder(id: string): Promise<Order> {
-    const order = isUuid(id) ? await this.db.getRepository(Order).findOneBy({ id }) : null;
-    if (!order) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
-    return order;
+  private async requireOrder(id: string): Promise<OrderWithPayment> {
+    const found = isUuid(id) ? await this.orders.findWithPayment(id) : null;
+    if (!found) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
+    return found;
   }
+}
+
+/** A PostgreSQL error of this SQLSTATE, and (when given) on a constraint of this table. */
+function isViolation(err: unknown, code: string, table?: string): boolean {
+  return (err as { code?: string }).code === code && (table === undefined || String((err as Error).message).includes(table));
 }
 
 function isUuid(value: string): boolean {

@@ -1,15 +1,9 @@
 import { Controller, Get, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { AdminGuard } from '../common/admin.guard';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
-import { InboxStatus, WebhookInboxEvent } from './webhook-inbox.entity';
+import { INBOX_STATUSES as STATUSES, InboxRepository, InboxStatus, InboxView } from './webhook-inbox.repository';
 import { WebhookInbox } from './webhook-inbox.service';
-
-const STATUSES: InboxStatus[] = ['received', 'queued', 'processed', 'ignored', 'dead'];
-
-type InboxView = Omit<WebhookInboxEvent, 'payload'>;
 
 /** The inbox for operators: what came in, what failed (dead) and why, and a way to run it again. */
 @ApiTags('webhooks')
@@ -17,7 +11,7 @@ type InboxView = Omit<WebhookInboxEvent, 'payload'>;
 @UseGuards(AdminGuard)
 @Controller('admin/webhook-events')
 export class WebhookAdminController {
-  constructor(@InjectDataSource() private readonly db: DataSource, private readonly inbox: WebhookInbox) {}
+  constructor(private readonly rows: InboxRepository, private readonly inbox: WebhookInbox) {}
 
   @Get()
   @ApiOperation({ summary: 'Stored PSP events, newest first; ?status=dead lists those that failed every attempt' })
@@ -29,22 +23,14 @@ export class WebhookAdminController {
     }
     const limit = limitRaw === undefined ? 50 : Number(limitRaw);
     if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new DomainError(ErrorCode.Validation, 'limit must be a whole number from 1 to 500');
-    const rows = await this.db.getRepository(WebhookInboxEvent).find({
-      select: { id: true, type: true, eventCreated: true, source: true, status: true, attempts: true, lastError: true, outcome: true, receivedAt: true, processedAt: true },
-      where: status ? { status: status as InboxStatus } : {},
-      order: { receivedAt: 'DESC' },
-      take: limit,
-    });
-    return { data: rows };
+    return { data: await this.rows.list(status as InboxStatus | undefined, limit) };
   }
 
   @Post(':id/replay')
   @HttpCode(202)
   @ApiOperation({ summary: 'Run a stored event through the processor again (applying it twice changes nothing)' })
   async replay(@Param('id') id: string): Promise<{ id: string; status: InboxStatus; queued: boolean }> {
-    const result = await this.db.query(`UPDATE webhook_events SET status = 'received', processed_at = NULL WHERE id = $1 RETURNING id`, [id]);
-    const rows = Array.isArray(result[0]) ? result[0] : result;
-    if (rows.length === 0) throw new DomainError(ErrorCode.NotFound, `Webhook event ${id} not found`);
+    if (!(await this.rows.resetForReplay(id))) throw new DomainError(ErrorCode.NotFound, `Webhook event ${id} not found`);
     const queued = await this.inbox.requeue(id);
     return { id, status: queued ? 'queued' : 'received', queued };
   }

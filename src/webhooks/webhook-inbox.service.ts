@@ -1,13 +1,9 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bull';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { Queue } from 'bull';
-import type { Pool } from 'pg';
-import { DataSource, EntityManager } from 'typeorm';
-import { webhooksDuplicate, webhooksReceived } from '../metrics/metrics';
+import { Metrics } from '../metrics/metrics';
+import { InboxRepository, InboxSource } from './webhook-inbox.repository';
 import { WEBHOOK_JOB_OPTIONS, WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
-
-export type InboxSource = 'webhook' | 'reconciler';
 
 /** The few fields of an event the inbox needs; the rest stays in the raw payload. */
 export interface InboxEventHead {
@@ -21,12 +17,6 @@ const ENQUEUE_WAIT_MS = 1500;
 /** 'queued' marks are batched: one UPDATE per tick instead of one per request. */
 const MARK_QUEUED_EVERY_MS = 50;
 
-/** One INSERT for any number of events: five array parameters, so it plans like one row. */
-const INSERT_MANY_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at)
-  SELECT id, type, payload, created, source, 'received', now()
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS e(id, type, payload, created, source)
-  ON CONFLICT (id) DO NOTHING RETURNING id`;
-
 /** Most events written by one INSERT. */
 const MAX_BATCH = 256;
 
@@ -39,24 +29,24 @@ interface PendingEvent {
 }
 
 /**
- * The inbox path shared by the webhook controller and the reconciler:
+ * The inbox path shared by the webhook handler and the reconciler:
  * store the event (the unique id makes redelivery harmless), then hand it to
  * Bull with jobId = event id (the second dedupe), then mark it queued.
  */
 @Injectable()
 export class WebhookInbox implements OnModuleDestroy {
   private readonly logger = new Logger(WebhookInbox.name);
-  /** The pg pool under TypeORM: one parameterized query, no entity hydration, on the hot path. */
-  private readonly pool: Pool;
   private toMark: string[] = [];
   private markTimer?: NodeJS.Timeout;
   private marking: Promise<void> = Promise.resolve();
   private waiting: PendingEvent[] = [];
   private writing = false;
 
-  constructor(@InjectDataSource() db: DataSource, @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJob>) {
-    this.pool = (db.driver as unknown as { master: Pool }).master;
-  }
+  constructor(
+    private readonly rows: InboxRepository,
+    @InjectQueue(WEBHOOK_QUEUE) private readonly queue: Queue<WebhookJob>,
+    private readonly metrics: Metrics,
+  ) {}
 
   /**
    * Stores and enqueues one verified event; resolves once it is durable (and
@@ -104,10 +94,11 @@ export class WebhookInbox implements OnModuleDestroy {
     try {
       await write([...unique.values()]);
     } catch (err) {
-      // One bad row must not fail its neighbours: write them one by one.
+      // One bad row must not fail its neighbours: a row error writes them one by one. A busy
+      // database (a lock or statement timeout, no connection) fails them all at once.
       for (const entry of unique.values()) {
         try {
-          if (unique.size === 1) throw err;
+          if (unique.size === 1 || !isRowError(err)) throw err;
           await write([entry]);
         } catch (one) {
           outcome.set(entry.head.id, one as Error);
@@ -120,7 +111,7 @@ export class WebhookInbox implements OnModuleDestroy {
       if (result instanceof Error) entry.reject(result);
       else if (result === 'duplicate') this.settleDuplicate(entry);
       else {
-        webhooksReceived.inc({ type: entry.head.type });
+        this.metrics.webhooksReceived.inc({ type: entry.head.type });
         stored.push(entry);
       }
     }
@@ -133,12 +124,12 @@ export class WebhookInbox implements OnModuleDestroy {
   }
 
   private settleDuplicate(entry: PendingEvent): void {
-    webhooksDuplicate.inc();
+    this.metrics.webhooksDuplicate.inc();
     entry.resolve('duplicate');
   }
 
   private insertMany(entries: PendingEvent[]): Promise<Set<string>> {
-    return insertEvents((sql, params) => this.pool.query<{ id: string }>(sql, params).then((r) => r.rows), entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })));
+    return this.rows.insertMany(entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })), 'intake');
   }
 
   private async enqueueStored(stored: PendingEvent[]): Promise<void> {
@@ -169,10 +160,11 @@ export class WebhookInbox implements OnModuleDestroy {
     }
   }
 
-  /** The same insert inside a caller's transaction (the reconciler's); returns the ids that were new. */
-  async storeWith(manager: EntityManager, events: Array<InboxEventHead & { payload: string }>, source: InboxSource): Promise<Set<string>> {
-    const stored = await insertEvents((sql, params) => manager.query(sql, params) as Promise<Array<{ id: string }>>, events.map((e) => ({ ...e, source })));
-    for (const e of events) if (stored.has(e.id)) webhooksReceived.inc({ type: e.type });
+  /** Stores events found elsewhere (the reconciler's listing) in one INSERT, without queuing them; returns the ids that were new. */
+  async storeMany(events: Array<InboxEventHead & { payload: string }>, source: InboxSource): Promise<Set<string>> {
+    if (events.length === 0) return new Set();
+    const stored = await this.rows.insertMany(events.map((e) => ({ ...e, source })), 'main');
+    for (const e of events) if (stored.has(e.id)) this.metrics.webhooksReceived.inc({ type: e.type });
     return stored;
   }
 
@@ -194,7 +186,7 @@ export class WebhookInbox implements OnModuleDestroy {
    */
   async enqueueAndMark(ids: string[]): Promise<boolean> {
     if (!(await this.enqueue(ids))) return false;
-    await this.markQueued(ids).catch((err) => this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }));
+    await this.rows.markQueued(ids).catch((err) => this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }));
     return true;
   }
 
@@ -210,27 +202,11 @@ export class WebhookInbox implements OnModuleDestroy {
       this.markTimer = undefined;
       const ids = this.toMark;
       this.toMark = [];
-      this.marking = this.markQueued(ids).catch((err) =>
+      this.marking = this.rows.markQueued(ids).catch((err) =>
         // Harmless: rows left 'received' are re-queued by the relay, and Bull's jobId dedupes.
         this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }),
       );
     }, MARK_QUEUED_EVERY_MS);
-  }
-
-  /**
-   * Only 'received' rows: a fast worker may already have processed the event.
-   * Rows a worker holds are skipped, not waited for: a plain multi-row UPDATE
-   * locks in no particular order and deadlocks with a batch that locks the same
-   * rows in id order. A skipped row stays 'received', which costs at most a
-   * relay re-add that Bull's job id makes a no-op.
-   */
-  async markQueued(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.pool.query(
-      `UPDATE webhook_events SET status = 'queued' WHERE id IN (
-         SELECT id FROM webhook_events WHERE id = ANY($1) AND status = 'received' ORDER BY id FOR UPDATE SKIP LOCKED)`,
-      [ids],
-    );
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -239,23 +215,14 @@ export class WebhookInbox implements OnModuleDestroy {
       this.markTimer = undefined;
       const ids = this.toMark;
       this.toMark = [];
-      await this.markQueued(ids).catch(() => undefined);
+      await this.rows.markQueued(ids).catch(() => undefined);
     }
     await this.marking;
   }
 }
 
-/** Runs INSERT_MANY_SQL on a pool or a transaction; returns the ids that were new (the others were there already). */
-async function insertEvents(
-  query: (sql: string, params: unknown[]) => Promise<Array<{ id: string }>>,
-  events: Array<InboxEventHead & { payload: string; source: InboxSource }>,
-): Promise<Set<string>> {
-  const rows = await query(INSERT_MANY_SQL, [
-    events.map((e) => e.id),
-    events.map((e) => e.type),
-    events.map((e) => e.payload),
-    events.map((e) => e.created),
-    events.map((e) => e.source),
-  ]);
-  return new Set(rows.map((r) => r.id));
+/** A data or constraint error (SQLSTATE class 22, 23): the rows, not the database, are at fault. */
+function isRowError(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  return code.startsWith('22') || code.startsWith('23');
 }

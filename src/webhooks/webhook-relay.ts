@@ -1,14 +1,13 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { InboxRepository } from './webhook-inbox.repository';
 import { WebhookInbox } from './webhook-inbox.service';
 
 const RELAY_EVERY_MS = 2000;
 /** Give the request path time to mark what it queued before treating a row as never queued. */
-const RECEIVED_GRACE = '2 seconds';
+const RECEIVED_GRACE_MS = 2000;
 /** A 'queued' row this old whose job Bull no longer has was lost with Redis (no persistence): queue it again. */
-const QUEUED_GRACE = '15 seconds';
+const QUEUED_GRACE_MS = 15_000;
 const BATCH = 200;
 
 /**
@@ -22,7 +21,7 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger(WebhookRelay.name);
   private running = false;
 
-  constructor(@InjectDataSource() private readonly db: DataSource, private readonly inbox: WebhookInbox, private readonly scheduler: SchedulerRegistry) {}
+  constructor(private readonly rows: InboxRepository, private readonly inbox: WebhookInbox, private readonly scheduler: SchedulerRegistry) {}
 
   onApplicationBootstrap(): void {
     this.scheduler.addInterval('webhook-relay', setInterval(() => void this.runOnce(), RELAY_EVERY_MS));
@@ -37,17 +36,11 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
     if (this.running) return 0;
     this.running = true;
     try {
-      const received: Array<{ id: string }> = await this.db.query(
-        `SELECT id FROM webhook_events WHERE status = 'received' AND received_at < now() - interval '${RECEIVED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
-      );
+      const receivedIds = await this.rows.idsWaiting('received', RECEIVED_GRACE_MS, BATCH);
       // Redis still down: nothing is marked, the next sweep tries again.
-      const receivedIds = received.map((r) => r.id);
       const queued = (await this.inbox.enqueueAndMark(receivedIds)) ? receivedIds : [];
 
-      const waiting: Array<{ id: string }> = await this.db.query(
-        `SELECT id FROM webhook_events WHERE status = 'queued' AND received_at < now() - interval '${QUEUED_GRACE}' ORDER BY received_at LIMIT ${BATCH}`,
-      );
-      const lostIds = await this.inbox.missingJobs(waiting.map((w) => w.id));
+      const lostIds = await this.inbox.missingJobs(await this.rows.idsWaiting('queued', QUEUED_GRACE_MS, BATCH));
       const lost = (await this.inbox.enqueue(lostIds)) ? lostIds.length : 0;
       if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lost });
       return queued.length + lost;

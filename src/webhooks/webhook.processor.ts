@@ -1,10 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { Process, Processor } from '@nestjs/bull';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { Job } from 'bull';
-import { DataSource } from 'typeorm';
-import { eventBatchSize, eventProcessingSeconds } from '../metrics/metrics';
-import { EventOutcome, PaymentApplier } from '../payments/payment-applier';
+import { Metrics } from '../metrics/metrics';
+import { EventOutcome, PaymentApplier } from './payment-applier';
+import { InboxRepository } from './webhook-inbox.repository';
 import { WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
 
 // Jobs in flight per worker process. They wait in the batcher below, so many in flight means
@@ -29,9 +28,9 @@ interface Waiting {
  * failure marks the inbox row dead.
  *
  * Group commit: jobs that arrive while a batch is being applied go together
- * in the next transaction (PaymentApplier.applyInboxEvents); events a batch
- * cannot decide alone, and every event of a batch that failed, are applied
- * one by one, so one bad event fails only its own job.
+ * in the next transaction (PaymentApplier.applyEvents, whose path is the same
+ * for one event); every event of a batch that failed is applied again alone,
+ * so one bad event fails only its own job.
  */
 @Processor(WEBHOOK_QUEUE)
 export class WebhookProcessor {
@@ -39,12 +38,12 @@ export class WebhookProcessor {
   private waiting: Waiting[] = [];
   private running = 0;
 
-  constructor(private readonly applier: PaymentApplier, @InjectDataSource() private readonly db: DataSource) {}
+  constructor(private readonly applier: PaymentApplier, private readonly inbox: InboxRepository, private readonly metrics: Metrics) {}
 
   @Process({ concurrency: CONCURRENCY })
   async handle(job: Job<WebhookJob>): Promise<string> {
     const eventId = job.data.id;
-    const done = eventProcessingSeconds.startTimer();
+    const done = this.metrics.eventProcessingSeconds.startTimer();
     try {
       const outcome = await this.apply(eventId);
       done({ outcome });
@@ -54,12 +53,8 @@ export class WebhookProcessor {
       const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const message = (err as Error).message ?? String(err);
       this.logger.error({ msg: final ? 'event failed its last attempt: dead' : 'event failed; will retry', eventId, attempt: job.attemptsMade + 1, error: message });
-      await this.db
-        .query(
-          `UPDATE webhook_events SET attempts = attempts + 1, last_error = $2, status = CASE WHEN $3 THEN 'dead' ELSE status END
-           WHERE id = $1 AND status NOT IN ('processed', 'ignored')`,
-          [eventId, message.slice(0, 2000), final],
-        )
+      await this.inbox
+        .recordFailure(eventId, message, final)
         .catch((dbErr: Error) => this.logger.error({ msg: 'could not record the failure', eventId, error: dbErr.message }));
       throw err;
     }
@@ -83,25 +78,27 @@ export class WebhookProcessor {
 
   /** Never throws: every waiting job is settled. */
   private async applyBatch(batch: Waiting[]): Promise<void> {
-    let results = new Map<string, EventOutcome>();
-    if (batch.length === 1) eventBatchSize.observe(1);
-    if (batch.length > 1) {
-      try {
-        results = await this.applier.applyInboxEvents([...new Set(batch.map((w) => w.id))]);
-        eventBatchSize.observe(results.size);
-      } catch (err) {
-        this.logger.warn({ msg: 'batch failed; applying its events one by one', size: batch.length, error: (err as Error).message });
-      }
+    const ids = [...new Set(batch.map((w) => w.id))];
+    let results: Map<string, EventOutcome | Error> | undefined;
+    try {
+      results = await this.applier.applyEvents(ids);
+      this.metrics.eventBatchSize.observe(ids.length);
+    } catch (err) {
+      if (ids.length > 1) this.logger.warn({ msg: 'batch failed; applying its events one by one', size: ids.length, error: (err as Error).message });
+      else results = new Map([[ids[0] as string, err as Error]]);
     }
     await Promise.all(
       batch.map(async (w) => {
-        const outcome = results.get(w.id);
-        if (outcome !== undefined) return w.resolve(outcome);
-        try {
-          w.resolve(await this.applier.applyInboxEvent(w.id));
-        } catch (err) {
-          w.reject(err as Error);
+        let outcome = results?.get(w.id);
+        if (outcome === undefined) {
+          // Its batch failed (nothing of it was written or counted): alone, it fails only its own job.
+          outcome = await this.applier.applyEvents([w.id]).then(
+            (one) => one.get(w.id) ?? new Error('no outcome'),
+            (err: Error) => err,
+          );
         }
+        if (outcome instanceof Error) w.reject(outcome);
+        else w.resolve(outcome);
       }),
     );
   }

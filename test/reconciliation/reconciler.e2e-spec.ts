@@ -136,3 +136,45 @@ describe('Reconciler: failures are recorded, not swallowed', () => {
     expect(metrics.text).toMatch(/settle_reconciler_passes_total\{result="failed"\} [1-9]/);
   }, 30000);
 });
+
+describe('Reconciler: a listing cut short by its page limit', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack({ forwardWebhooks: false });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('keeps the cursor below what it did not list, continues where it stopped, and moves the cursor once the listing is complete', async () => {
+    // Three paid orders in three different seconds: Stripe lists newest first, so a short pass sees only the last ones.
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 1100));
+      const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+      await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: 'pm_card_visa' });
+    }
+    const emitted = stack.mock.events();
+    expect(new Set(emitted.map((e) => e.created)).size).toBeGreaterThanOrEqual(3);
+    const reconciler = stack.app.get(ReconcilerService);
+    reconciler.setListingLimits({ pageSize: 2, maxPages: 2 });
+    const inboxIds = async () => new Set((await stack.db.query(`SELECT id FROM webhook_events`)).rows.map((r) => r.id as string));
+    const cursor = async () => Number((await stack.db.query(`SELECT events_cursor_created FROM reconciler_state WHERE name = 'events'`)).rows[0].events_cursor_created);
+
+    const first = await reconciler.runOnce();
+    expect(first).toMatchObject({ result: 'ok', eventsListed: 4, missedEvents: 4 });
+    let seen = await inboxIds();
+    const unlisted = emitted.filter((e) => !seen.has(e.id));
+    expect(unlisted.length).toBeGreaterThan(0);
+    expect(await cursor()).toBeLessThanOrEqual(Math.min(...unlisted.map((e) => e.created)));
+
+    for (let pass = 0; pass < 10 && seen.size < emitted.length; pass++) {
+      expect((await reconciler.runOnce()).result).toBe('ok');
+      seen = await inboxIds();
+    }
+    expect(emitted.filter((e) => !seen.has(e.id))).toEqual([]);
+    // One more pass reaches the end of the listing and only then moves the cursor to the newest event.
+    await reconciler.runOnce();
+    expect(await cursor()).toBe(Math.max(...emitted.map((e) => e.created)));
+  }, 60000);
+});

@@ -14,6 +14,11 @@ export const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.ServiceUnavailable]: 503,
 };
 
+/** The one error shape of every answer, Nest's routes and the webhook handler alike. */
+export function errorBody(status: number, message: string): { statusCode: number; error: string; message: string } {
+  return { statusCode: status, error: STATUS_CODES[status] ?? 'Error', message };
+}
+
 /** Errors leave in one shape, {statusCode, error, message}; unknown errors become a 500 without detail. */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -40,7 +45,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
       message = 'Internal server error';
       this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
     }
-    response.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+    response.status(status).json(errorBody(status, message));
   }
 }
 

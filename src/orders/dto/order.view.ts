@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Order } from '../order.entity';
 import { OrderHistoryEntry } from '../order-history.entity';
-import { Payment } from '../../payments/payment.entity';
+import { Payment } from '../payment.entity';
 import { ORDER_STATUSES, OrderStatus } from '../order-status';
 
 export class OrderItemView {

@@ -1,9 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import Stripe from 'stripe';
-import { AppConfig } from '../../config/app-config';
-import { APP_CONFIG } from '../../config/config.module';
-import { DomainError, ErrorCode } from '../../common/errors/domain-error';
-import { pspCallErrors, pspCallSeconds } from '../../metrics/metrics';
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { DomainError, ErrorCode } from '../common/errors/domain-error';
+import { Metrics } from '../metrics/metrics';
+import { PspClient } from './psp-client';
 
 /** Builds the one SDK instance; STRIPE_API_URL points it at a Stripe-compatible server (the mock PSP). */
 export function createStripeSdk(config: AppConfig): Stripe {
@@ -28,7 +29,8 @@ export function toDomainError(err: unknown, doing: string): Error {
   if (err instanceof Stripe.errors.StripeCardError) {
     return new DomainError(ErrorCode.CardDeclined, `The card was declined while ${doing}: ${err.message}`);
   }
-  if (err instanceof Stripe.errors.StripeIdempotencyError) {
+  // 409: the PSP still runs the first request with this Idempotency-Key (ours, after a timeout, or a concurrent one).
+  if (err instanceof Stripe.errors.StripeIdempotencyError || err.statusCode === 409) {
     return new DomainError(ErrorCode.Conflict, `The PSP is still handling an identical request while ${doing}; retry shortly`);
   }
   if (
@@ -43,28 +45,28 @@ export function toDomainError(err: unknown, doing: string): Error {
 }
 
 /**
- * The only way the backend talks to the PSP. Every mutating call carries an
+ * The PSP through the Stripe SDK. Every mutating call carries an
  * Idempotency-Key derived from our own ids, so a retry (ours or the SDK's)
  * never creates a second PaymentIntent or Refund.
  */
 @Injectable()
-export class StripeClient {
+export class StripeClient implements PspClient {
   private readonly logger = new Logger(StripeClient.name);
-  readonly sdk: Stripe;
+  private readonly sdk: Stripe;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, private readonly metrics: Metrics) {
     this.sdk = createStripeSdk(config);
   }
 
   private async call<T>(operation: string, doing: string, fn: () => Promise<T>): Promise<T> {
-    const done = pspCallSeconds.startTimer({ operation });
+    const done = this.metrics.pspCallSeconds.startTimer({ operation });
     try {
       const result = await fn();
       done({ result: 'ok' });
       return result;
     } catch (err) {
       done({ result: 'error' });
-      pspCallErrors.inc({ operation, type: err instanceof Stripe.errors.StripeError ? err.type : 'other' });
+      this.metrics.pspCallErrors.inc({ operation, type: err instanceof Stripe.errors.StripeError ? err.type : 'other' });
       const mapped = toDomainError(err, doing);
       if (mapped !== err) this.logger.warn(`PSP call failed while ${doing}: ${(err as Error).message}`);
       throw mapped;
@@ -96,10 +98,7 @@ export class StripeClient {
     );
   }
 
-  /**
-   * `sequence` is the number of refunds the order already has plus one: a
-   * retry of the same request gets the same key and so the same Refund back.
-   */
+  /** `sequence` is the number of refunds the order already has plus one. */
   createRefund(input: { orderId: string; paymentIntentId: string; amount: number; sequence: number }): Promise<Stripe.Refund> {
     return this.call('create_refund', 'creating the refund', () =>
       this.sdk.refunds.create(

@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { OrderStatus, RANK, UNPAID_STATUSES, canTransition } from '../orders/order-status';
+import { OrderStatus, RANK, UNPAID_STATUSES, canTransition } from './order-status';
 
 /**
  * How PSP facts move an order, as one pure reducer: (what we hold, what the

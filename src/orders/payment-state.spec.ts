@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type Stripe from 'stripe';
-import { OrderStatus, canTransition } from '../orders/order-status';
+import { OrderStatus, canTransition } from './order-status';
 import { HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent, targetForIntent } from './payment-state';
 import { historyProblems } from '../../test/support/psp-flows';
 import { shuffle } from '../../test/support/shuffle';

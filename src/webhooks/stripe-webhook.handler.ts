@@ -1,14 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import Stripe from 'stripe';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
-import { STATUS_BY_CODE } from '../common/errors/http-exception.filter';
+import { STATUS_BY_CODE, errorBody } from '../common/errors/http-exception.filter';
 import { requestIdFor } from '../logging/logging.module';
-import { webhooksRejected } from '../metrics/metrics';
-import { StripeClient } from '../payments/psp/stripe.client';
+import { Metrics } from '../metrics/metrics';
 import { WebhookInbox } from './webhook-inbox.service';
 
 const WEBHOOK_PATH = '/webhooks/stripe';
@@ -22,20 +20,21 @@ const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
  * happens here (the queue does the work), and it is never throttled: Stripe
  * sends bursts, and refusing them only delays money.
  *
- * It answers at the HTTP server's front door (see mountWebhookRoute), not
- * through Express and Nest's router: this route takes the PSP's bursts, and
- * the generic stack (body parsers, router layers, per-request logger) cost
- * more than the work itself. Errors keep the API's one shape.
+ * It answers at the HTTP server's front door (mounted by bootstrap.ts with
+ * mountWebhookRoute), not through Express and Nest's router: this route takes
+ * the PSP's bursts, and the generic stack (body parsers, router layers,
+ * per-request logger) cost more than the work itself. It keeps the API's
+ * error shape (errorBody) and request-id rule (requestIdFor).
  */
 @Injectable()
-export class WebhookController {
-  private readonly logger = new Logger(WebhookController.name);
-  private readonly webhooks: Stripe['webhooks'];
+export class StripeWebhookHandler {
+  private readonly logger = new Logger(StripeWebhookHandler.name);
+  /** The SDK's signature check; it needs no API client. */
+  private readonly webhooks = Stripe.webhooks;
   private readonly secrets: string[];
   private readonly tolerance: number;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, stripe: StripeClient, private readonly inbox: WebhookInbox) {
-    this.webhooks = stripe.sdk.webhooks;
+  constructor(@Inject(APP_CONFIG) config: AppConfig, private readonly inbox: WebhookInbox, private readonly metrics: Metrics) {
     this.secrets = config.stripe.webhookSecrets;
     this.tolerance = config.webhookToleranceSeconds;
   }
@@ -67,7 +66,7 @@ export class WebhookController {
   private async receive(raw: Buffer, signature: string | string[] | undefined, res: ServerResponse, requestId: string): Promise<void> {
     let event: Stripe.Event;
     try {
-      if (raw.length === 0) throw reject('malformed', 'The body must be the JSON event exactly as the PSP sent it');
+      if (raw.length === 0) throw this.reject('malformed', 'The body must be the JSON event exactly as the PSP sent it');
       event = this.verify(raw, typeof signature === 'string' ? signature : undefined);
     } catch (err) {
       const status = err instanceof DomainError ? STATUS_BY_CODE[err.code] : 400;
@@ -85,11 +84,11 @@ export class WebhookController {
 
   /** Checks the signature against every configured secret (several while rotating) before reading anything. */
   private verify(raw: Buffer, signature: string | undefined): Stripe.Event {
-    if (typeof signature !== 'string' || signature.length === 0) throw reject('signature', 'Missing Stripe-Signature header');
+    if (typeof signature !== 'string' || signature.length === 0) throw this.reject('signature', 'Missing Stripe-Signature header');
     const timestamp = TIMESTAMP.exec(signature);
-    if (!timestamp) throw reject('signature', 'Malformed Stripe-Signature header');
+    if (!timestamp) throw this.reject('signature', 'Malformed Stripe-Signature header');
     // The SDK only refuses old timestamps; one far ahead is as suspect (a replay prepared in advance).
-    if (Number(timestamp[1]) > Date.now() / 1000 + this.tolerance) throw reject('stale', 'Stripe-Signature timestamp is in the future');
+    if (Number(timestamp[1]) > Date.now() / 1000 + this.tolerance) throw this.reject('stale', 'Stripe-Signature timestamp is in the future');
     let stale = false;
     for (const secret of this.secrets) {
       let event: Stripe.Event;
@@ -101,45 +100,46 @@ export class WebhookController {
           continue;
         }
         // The signature matched, so these are the PSP's bytes, but not JSON.
-        throw reject('malformed', 'The signed body is not valid JSON');
+        throw this.reject('malformed', 'The signed body is not valid JSON');
       }
       if (!event || typeof event.id !== 'string' || typeof event.type !== 'string' || !Number.isInteger(event.created)) {
-        throw reject('malformed', 'The signed body is not a PSP event (id, type, created)');
+        throw this.reject('malformed', 'The signed body is not a PSP event (id, type, created)');
       }
       return event;
     }
-    throw stale ? reject('stale', 'Stripe-Signature timestamp is older than the tolerance') : reject('signature', 'No valid signature for this body');
+    throw stale ? this.reject('stale', 'Stripe-Signature timestamp is older than the tolerance') : this.reject('signature', 'No valid signature for this body');
   }
 
   /** Answers an error in the API's shape, and logs it once (with `detail`, what the log needs beyond the answer). */
   private refuse(res: ServerResponse, requestId: string, status: number, message: string, reason?: string, req?: IncomingMessage, detail?: Record<string, unknown>): void {
-    if (reason) webhooksRejected.inc({ reason });
+    if (reason) this.metrics.webhooksRejected.inc({ reason });
     const line = { msg: 'webhook refused', status, requestId, reason: message, ...detail };
     if (status >= 500) this.logger.error(line);
     else this.logger.warn(line);
-    const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+    const body = JSON.stringify(errorBody(status, message));
     // An oversized body is not read: close the connection rather than drain it.
     res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), ...(req ? { Connection: 'close' } : {}) });
     res.end(body);
     if (req) req.resume();
   }
+
+  private reject(reason: string, message: string): DomainError {
+    this.metrics.webhooksRejected.inc({ reason });
+    return new DomainError(ErrorCode.Validation, message);
+  }
 }
 
-function reject(reason: string, message: string): DomainError {
-  webhooksRejected.inc({ reason });
-  return new DomainError(ErrorCode.Validation, message);
-}
 
 /**
  * Puts the webhook route in front of the app's request handler: POST
- * /webhooks/stripe goes straight to the controller, everything else to
+ * /webhooks/stripe goes straight to the handler, everything else to
  * Express and Nest as before. Call before the server listens.
  */
-export function mountWebhookRoute(server: import('node:http').Server, controller: WebhookController): void {
+export function mountWebhookRoute(server: import('node:http').Server, handler: StripeWebhookHandler): void {
   const app = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === 'POST' && isWebhookPath(req.url)) return controller.handle(req, res);
+    if (req.method === 'POST' && isWebhookPath(req.url)) return handler.handle(req, res);
     for (const listener of app) listener.call(server, req, res);
   });
 }

@@ -1,0 +1,130 @@
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Pool, PoolClient } from 'pg';
+import { DataSource } from 'typeorm';
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+
+/** Something SQL can be sent to: the pool (each statement its own transaction) or one open transaction. */
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+/** Connections kept apart for the webhook intake (see Database.intake). */
+export const INTAKE_POOL_SIZE = 2;
+/** The intake's limits: a locked or stuck table answers 503 (the PSP retries) instead of hanging the PSP's request. */
+export const INTAKE_LOCK_TIMEOUT_MS = 2000;
+export const INTAKE_STATEMENT_TIMEOUT_MS = 5000;
+
+class Connection implements Queryable {
+  constructor(private readonly client: Pick<PoolClient, 'query'> | Pool) {}
+
+  async query<T>(sql: string, params?: unknown[]): Promise<T[]> {
+    return (await this.client.query(sql, params)).rows as T[];
+  }
+}
+
+/**
+ * The one way repositories reach PostgreSQL: parameterized SQL on the pg pool
+ * TypeORM opened (TypeORM itself only runs migrations and the health ping).
+ * Repositories take a Queryable, so the same method runs alone or inside a
+ * caller's transaction.
+ */
+@Injectable()
+export class Database implements Queryable, OnApplicationShutdown {
+  private readonly pool: Pool;
+  private readonly main: Connection;
+  /**
+   * A small pool of its own for the webhook intake: the PSP's requests never
+   * wait behind order creation or the applier for a connection, and its
+   * sessions carry lock and statement timeouts, so a locked table makes the
+   * route answer 503 instead of hanging.
+   */
+  readonly intake: Queryable;
+  private readonly intakePool: Pool;
+
+  constructor(@InjectDataSource() dataSource: DataSource, @Inject(APP_CONFIG) config: AppConfig) {
+    this.pool = (dataSource.driver as unknown as { master: Pool }).master;
+    this.main = new Connection(this.pool);
+    // The timeouts are session settings sent when each connection starts: no statement of their own.
+    this.intakePool = new Pool({
+      connectionString: config.databaseUrl,
+      max: INTAKE_POOL_SIZE,
+      connectionTimeoutMillis: 5000,
+      lock_timeout: INTAKE_LOCK_TIMEOUT_MS,
+      statement_timeout: INTAKE_STATEMENT_TIMEOUT_MS,
+    });
+    // An idle connection the server dropped must not crash the process; the next checkout reconnects.
+    this.intakePool.on('error', () => undefined);
+    this.intake = new Connection(this.intakePool);
+  }
+
+  query<T>(sql: string, params?: unknown[]): Promise<T[]> {
+    return this.main.query<T>(sql, params);
+  }
+
+  /** Runs `work` in one transaction on one connection; rolls back if it throws. */
+  async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(new Connection(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Runs `work` while holding one connection outside any transaction (for a
+   * session-level advisory lock); the connection is idle while `work` waits on
+   * other I/O and holds no row or table lock.
+   */
+  async session<T>(work: (session: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      return await work(new Connection(client));
+    } finally {
+      client.release();
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.intakePool.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Several owners' writes sent as one statement (one round trip on the hot
+ * path): each owner adds a data-modifying part that names only its own table,
+ * and this joins them as the CTEs of one WITH. Parts see the same snapshot and
+ * all commit or none, with the caller's transaction.
+ */
+export class CombinedWrite {
+  private readonly parts: string[] = [];
+  private readonly params: unknown[] = [];
+
+  /** `build` gets a function that binds a value and returns its placeholder ($n). */
+  add(build: (bind: (value: unknown) => string) => string): void {
+    this.parts.push(
+      build((value) => {
+        this.params.push(value);
+        return `$${this.params.length}`;
+      }),
+    );
+  }
+
+  get empty(): boolean {
+    return this.parts.length === 0;
+  }
+
+  async run(q: Queryable): Promise<void> {
+    if (this.parts.length === 0) return;
+    await q.query(`WITH ${this.parts.map((part, i) => `w${i} AS (${part})`).join(', ')} SELECT 1`, this.params);
+  }
+}

@@ -1,0 +1,355 @@
+import { Injectable } from '@nestjs/common';
+import { CombinedWrite, Database, Queryable } from '../database/database';
+import { Order, OrderItem } from './order.entity';
+import { OrderHistoryEntry } from './order-history.entity';
+import { OrderStatus } from './order-status';
+import { Payment } from './payment.entity';
+import { Refund } from './refund.entity';
+import { HeldState, nextRefundStatus } from './payment-state';
+
+/**
+ * An order and its payment as held under the order row lock in one unit of
+ * work, and what has been changed on them so far (written at the end, in one statement).
+ */
+export interface HeldOrder {
+  intentId: string;
+  held: HeldState;
+  paymentStatus: string;
+  disputeId: string | null;
+  /** Set when an applied event is the newest so far: the payment's last_event_id. */
+  lastEventId: string | null;
+  orderChanged: boolean;
+}
+
+/** One order status change, as the transition writer records it (see order-transitions.ts). */
+export interface TransitionRecord {
+  orderId: string;
+  from: OrderStatus;
+  to: OrderStatus;
+  reason: string;
+  eventId: string | null;
+}
+
+/** An order with its payment, as the API shows it; an order whose payment is not recorded yet is not shown. */
+export interface OrderWithPayment {
+  order: Order;
+  payment: Payment;
+}
+
+/**
+ * PaymentIntent statuses that can still change on their own: the reconciler's
+ * stale scan. Keep in step with the predicate of the partial index
+ * payments_open_checked_idx (a service-tier test compares the two).
+ */
+export const OPEN_INTENT_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture'];
+
+interface OrderRow {
+  id: string;
+  status: OrderStatus;
+  amount: number;
+  currency: string;
+  items: OrderItem[];
+  customer_email: string;
+  amount_refunded: number;
+  created_at: Date;
+  updated_at: Date;
+  payment_id: string;
+  payment_status: string;
+  client_secret: string;
+}
+
+const ORDER_WITH_PAYMENT = `SELECT o.id, o.status, o.amount, o.currency, o.items, o.customer_email, o.amount_refunded, o.created_at, o.updated_at,
+    p.id AS payment_id, p.status AS payment_status, p.client_secret
+  FROM orders o JOIN payments p ON p.order_id = o.id`;
+
+/**
+ * Locks the orders that own these PaymentIntents, in id order so two
+ * transactions never wait on each other in a cycle (the lock order is always
+ * inbox rows -> order rows -> payment rows).
+ */
+const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
+    o.currency AS order_currency, o.amount_refunded
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) ORDER BY o.id FOR UPDATE OF o`;
+
+const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
+    o.currency AS order_currency, o.amount_refunded
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE o.id = $1 FOR UPDATE OF o`;
+
+/**
+ * Read after the order locks, in a statement of its own: a statement that
+ * waited for a row lock sees the newest version of the locked row only, while
+ * the other rows of its join stay as they were when it started (READ COMMITTED
+ * rechecks), so a payment row read in the locking statement could be one commit old.
+ */
+const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id FROM payments WHERE id = ANY($1)`;
+
+interface LockedRow {
+  intent_id: string;
+  order_id: string;
+  order_status: OrderStatus;
+  order_amount: number;
+  order_currency: string;
+  amount_refunded: number;
+}
+
+/**
+ * The one owner of the order aggregate's tables: orders, payments, refunds,
+ * order_status_history and idempotency_keys. They share one lock (the order
+ * row) and one transaction, so one repository holds their SQL; every query is
+ * a named method.
+ */
+@Injectable()
+export class OrderRepository {
+  constructor(private readonly db: Database) {}
+
+  // --- reads for the API
+
+  async findWithPayment(id: string): Promise<OrderWithPayment | null> {
+    const [row] = await this.db.query<OrderRow>(`${ORDER_WITH_PAYMENT} WHERE o.id = $1`, [id]);
+    return row ? toOrderWithPayment(row) : null;
+  }
+
+  /** Newest first, keyset-paginated on (created_at, id); `limit` rows at most. */
+  async listPage(filter: { status?: OrderStatus; before?: { createdAt: Date; id: string }; limit: number }): Promise<OrderWithPayment[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status) {
+      params.push(filter.status);
+      where.push(`o.status = $${params.length}`);
+    }
+    if (filter.before) {
+      params.push(filter.before.createdAt, filter.before.id);
+      where.push(`(o.created_at, o.id) < ($${params.length - 1}, $${params.length})`);
+    }
+    params.push(filter.limit);
+    const rows = await this.db.query<OrderRow>(
+      `${ORDER_WITH_PAYMENT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY o.created_at DESC, o.id DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toOrderWithPayment);
+  }
+
+  /** The order row alone: an order whose payment is not recorded yet (its creation is under way). */
+  async findOrder(id: string): Promise<Order | null> {
+    const [row] = await this.db.query<OrderRow>(`SELECT id, status, amount, currency, items, customer_email, amount_refunded, created_at, updated_at FROM orders WHERE id = $1`, [id]);
+    return row ? toOrderWithPayment(row).order : null;
+  }
+
+  /** History entries of these orders, oldest first. */
+  async historyOf(orderIds: string[]): Promise<OrderHistoryEntry[]> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.db.query<{ order_id: string; from_status: OrderStatus; to_status: OrderStatus; at: Date; reason: string; event_id: string | null }>(
+      `SELECT order_id, from_status, to_status, at, reason, event_id FROM order_status_history WHERE order_id = ANY($1) ORDER BY id`,
+      [orderIds],
+    );
+    return rows.map((r) => ({ orderId: r.order_id, from: r.from_status, to: r.to_status, at: r.at, reason: r.reason, eventId: r.event_id }));
+  }
+
+  refundsOf(orderId: string): Promise<Refund[]> {
+    return this.db.query<Refund>(`SELECT id, amount, status FROM refunds WHERE order_id = $1`, [orderId]);
+  }
+
+  async findIdempotencyKey(key: string): Promise<{ requestHash: string; orderId: string } | null> {
+    const [row] = await this.db.query<{ request_hash: string; order_id: string }>(`SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1`, [key]);
+    return row ? { requestHash: row.request_hash, orderId: row.order_id } : null;
+  }
+
+  // --- order creation (see OrdersService.create for the steps around the PSP call)
+
+  async insertOrder(q: Queryable, order: Order): Promise<void> {
+    await q.query(
+      `INSERT INTO orders (id, status, amount, currency, items, customer_email, amount_refunded, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+      [order.id, order.status, order.amount, order.currency, JSON.stringify(order.items), order.customerEmail, order.amountRefunded, order.createdAt],
+    );
+  }
+
+  /** Blocks while another transaction holds the same key uncommitted; a committed one is a unique violation. */
+  async insertIdempotencyKey(q: Queryable, key: string, requestHash: string, orderId: string, at: Date): Promise<void> {
+    await q.query(`INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4)`, [key, requestHash, orderId, at]);
+  }
+
+  /** Records the PaymentIntent the PSP created for the order; false when it was recorded already. */
+  async insertPayment(payment: Payment & { amount: number; amountReceived: number; currency: string }, at: Date): Promise<boolean> {
+    const rows = await this.db.query(
+      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, created_at, checked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING RETURNING id`,
+      [payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret, at],
+    );
+    return rows.length > 0;
+  }
+
+  /** Removes an order whose PaymentIntent could not be created (its idempotency key goes with it); never one with a payment. */
+  async deleteOrderWithoutPayment(orderId: string): Promise<void> {
+    await this.db.query(`DELETE FROM orders WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $1)`, [orderId]);
+  }
+
+  /** The PSP's answer to a refund request; the refund events may have recorded it first. */
+  async insertRefund(orderId: string, paymentIntentId: string, refund: Refund): Promise<void> {
+    const now = new Date();
+    await this.db.query(
+      `INSERT INTO refunds (id, order_id, payment_intent_id, amount, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING`,
+      [refund.id, orderId, paymentIntentId, refund.amount, refund.status, now],
+    );
+  }
+
+  // --- the unit of work (see order-transitions.ts): locks, then one write
+
+  /** Locks the orders owning these PaymentIntents and reads their payments fresh; keyed by PaymentIntent id. */
+  async lockByIntent(tx: Queryable, intentIds: string[]): Promise<Map<string, HeldOrder>> {
+    if (intentIds.length === 0) return new Map();
+    return this.withPayments(tx, await tx.query<LockedRow>(LOCK_ORDERS_BY_INTENT, [intentIds]));
+  }
+
+  /** Locks one order (with its payment); null when it has no payment recorded. */
+  async lockByOrder(tx: Queryable, orderId: string): Promise<HeldOrder | null> {
+    const held = await this.withPayments(tx, await tx.query<LockedRow>(LOCK_ORDER_BY_ID, [orderId]));
+    return [...held.values()][0] ?? null;
+  }
+
+  private async withPayments(tx: Queryable, locked: LockedRow[]): Promise<Map<string, HeldOrder>> {
+    const out = new Map<string, HeldOrder>();
+    if (locked.length === 0) return out;
+    const payments = await tx.query<{ id: string; status: string; last_event_created: string; dispute_id: string | null }>(READ_PAYMENTS, [
+      locked.map((o) => o.intent_id),
+    ]);
+    const paymentById = new Map(payments.map((p) => [p.id, p]));
+    for (const o of locked) {
+      const p = paymentById.get(o.intent_id);
+      if (!p) continue;
+      out.set(o.intent_id, {
+        intentId: o.intent_id,
+        held: {
+          orderId: o.order_id,
+          orderStatus: o.order_status,
+          orderAmount: o.order_amount,
+          orderCurrency: o.order_currency,
+          amountRefunded: o.amount_refunded,
+          lastEventCreated: Number(p.last_event_created),
+        },
+        paymentStatus: p.status,
+        disputeId: p.dispute_id,
+        lastEventId: null,
+        orderChanged: false,
+      });
+    }
+    return out;
+  }
+
+  /** Records a refund's own status (under the order lock), then returns the PSP's figure: the sum of the charge's succeeded refunds. */
+  async recordRefund(tx: Queryable, orderId: string, paymentIntentId: string, refund: Refund): Promise<number> {
+    const now = new Date();
+    // OrdersService may have inserted it already (it records the PSP's answer to the refund request).
+    const inserted = await tx.query(
+      `INSERT INTO refunds (id, order_id, payment_intent_id, amount, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [refund.id, orderId, paymentIntentId, refund.amount, refund.status, now],
+    );
+    if (inserted.length === 0) {
+      const [existing] = await tx.query<{ status: string }>(`SELECT status FROM refunds WHERE id = $1`, [refund.id]);
+      const status = nextRefundStatus(existing?.status, refund.status);
+      if (existing && existing.status !== status) await tx.query(`UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1`, [refund.id, status, now]);
+    }
+    const [sum] = await tx.query<{ total: number }>(`SELECT COALESCE(SUM(amount), 0)::int AS total FROM refunds WHERE payment_intent_id = $1 AND status = 'succeeded'`, [
+      paymentIntentId,
+    ]);
+    return Number(sum?.total ?? 0);
+  }
+
+  /**
+   * Adds the unit of work's writes to `write`: the history entries (one per
+   * transition record, in order), the changed orders, the touched payments
+   * (each counts as checked now). Empty parts are left out.
+   */
+  addChanges(write: CombinedWrite, transitions: TransitionRecord[], touched: HeldOrder[], at: Date): void {
+    if (transitions.length > 0) {
+      write.add(
+        (b) => `INSERT INTO order_status_history (order_id, from_status, to_status, at, reason, event_id)
+          SELECT s.o, s.f, s.t, ${b(at)}, s.r, s.e FROM unnest(${b(transitions.map((t) => t.orderId))}::uuid[], ${b(transitions.map((t) => t.from))}::text[],
+            ${b(transitions.map((t) => t.to))}::text[], ${b(transitions.map((t) => t.reason))}::text[], ${b(transitions.map((t) => t.eventId))}::text[])
+            WITH ORDINALITY AS s(o, f, t, r, e, n) ORDER BY s.n`,
+      );
+    }
+    const orders = touched.filter((h) => h.orderChanged);
+    if (orders.length > 0) {
+      write.add(
+        (b) => `UPDATE orders SET status = u.status, amount_refunded = u.refunded, updated_at = ${b(at)}
+          FROM unnest(${b(orders.map((h) => h.held.orderId))}::uuid[], ${b(orders.map((h) => h.held.orderStatus))}::text[], ${b(orders.map((h) => h.held.amountRefunded))}::int[])
+            AS u(id, status, refunded) WHERE orders.id = u.id`,
+      );
+    }
+    if (touched.length > 0) {
+      write.add(
+        (b) => `UPDATE payments SET status = u.status, last_event_created = u.lec, checked_at = ${b(at)},
+            last_event_id = COALESCE(u.leid, payments.last_event_id), dispute_id = COALESCE(payments.dispute_id, u.dispute)
+          FROM unnest(${b(touched.map((h) => h.intentId))}::text[], ${b(touched.map((h) => h.paymentStatus))}::text[], ${b(touched.map((h) => h.held.lastEventCreated))}::bigint[],
+            ${b(touched.map((h) => h.lastEventId))}::text[], ${b(touched.map((h) => h.disputeId))}::text[]) AS u(id, status, lec, leid, dispute)
+          WHERE payments.id = u.id`,
+      );
+    }
+  }
+
+  /**
+   * SQL for the outbox (see order-events-outbox.port.ts): for each row of
+   * `batch` (a CTE with n, order_id, to_status, at, k = the row's place among
+   * its order's rows of the batch, in_batch = their count), `n` and `data`, the
+   * order view of GET /orders/:id as that transition left it. Run after this
+   * transaction's writes, under every order's row lock: the batch's history rows
+   * are the order's newest, so a row's history is the order's without the
+   * batch's later entries; its status and updatedAt are its own transition's.
+   */
+  transitionViewsSql(batch: string): string {
+    return `SELECT t.n, json_build_object(
+        'id', o.id, 'status', t.to_status, 'amount', o.amount, 'currency', o.currency, 'items', o.items,
+        'customerEmail', o.customer_email,
+        'payment', CASE WHEN p.id IS NULL THEN NULL ELSE json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret) END,
+        'amountRefunded', o.amount_refunded,
+        'history', (
+          SELECT COALESCE(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'at', ${iso('h.at')}, 'reason', h.reason, 'eventId', h.event_id) ORDER BY h.id), '[]'::json)
+          FROM (SELECT * FROM order_status_history WHERE order_id = t.order_id ORDER BY id DESC OFFSET (t.in_batch - t.k)) h
+        ),
+        'createdAt', ${iso('o.created_at')}, 'updatedAt', ${iso('t.at')}
+      ) AS data
+      FROM ${batch} t JOIN orders o ON o.id = t.order_id LEFT JOIN payments p ON p.order_id = o.id`;
+  }
+
+  // --- the reconciler's stale scan
+
+  /** Open payments nobody (an event or the reconciler) confirmed for `staleAfterMs`, oldest first. */
+  async findStalePaymentIds(staleAfterMs: number, limit: number): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }>(
+      `SELECT id FROM payments
+        WHERE status = ANY($1) AND checked_at < now() - make_interval(secs => $2::double precision / 1000)
+        ORDER BY checked_at LIMIT $3`,
+      [OPEN_INTENT_STATUSES, staleAfterMs, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** An event on its way to the processor is news about its payment: it need not be retrieved as stale too. */
+  async markPaymentsChecked(intentIds: string[]): Promise<void> {
+    if (intentIds.length > 0) await this.db.query(`UPDATE payments SET checked_at = now() WHERE id = ANY($1)`, [intentIds]);
+  }
+}
+
+/** ISO 8601 in UTC with milliseconds, exactly as Date.toISOString() writes it (the API's format). */
+function iso(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+}
+
+function toOrderWithPayment(r: OrderRow): OrderWithPayment {
+  return {
+    order: {
+      id: r.id,
+      status: r.status,
+      amount: r.amount,
+      currency: r.currency,
+      items: r.items,
+      customerEmail: r.customer_email,
+      amountRefunded: r.amount_refunded,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    },
+    payment: { id: r.payment_id, orderId: r.id, status: r.payment_status, clientSecret: r.client_secret },
+  };
+}

@@ -1,0 +1,175 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type Stripe from 'stripe';
+import { HeldOrder, OrderTransitions, OrderUnitOfWork } from '../orders/order-transitions';
+import { Decision, PspFact, ReadEvent, decide, factFromIntent, readEvent } from '../orders/payment-state';
+import { PspClient } from '../psp/psp-client';
+import { InboxMark, InboxRepository } from './webhook-inbox.repository';
+
+/** What became of one inbox event. */
+export type EventOutcome = Decision['outcome'] | 'unknown_type' | 'unknown_object' | 'already_done' | 'missing';
+
+/** What the PSP told us about one event, asked between transactions. */
+interface PspAnswer {
+  /** The PaymentIntent a charge belongs to, for refunds and disputes that name only the charge. */
+  chargeIntentId?: string | null;
+  /** The PaymentIntent now, for an event of the same second as the last one applied. */
+  intent?: Stripe.PaymentIntent;
+}
+
+/** An event a transaction could not decide alone: what to ask the PSP before the next one. */
+interface PspQuestion {
+  eventId: string;
+  chargeId?: string;
+  paymentIntentId?: string;
+}
+
+/** Charge -> PaymentIntent, then PaymentIntent state: at most two questions make an event decidable. */
+const MAX_PSP_ROUNDS = 2;
+
+/**
+ * Applies PSP facts to orders. One path for one event or many: a transaction
+ * locks the inbox rows, then the orders (both in id order, so two batches
+ * never wait on each other in a cycle), asks the pure machine
+ * (orders/payment-state.ts) for each event in `created` order, and writes
+ * every change, its history and the inbox rows in one statement (through the
+ * order transition writer). An event that needs the PSP (a charge's
+ * PaymentIntent, or the PaymentIntent's state when `created` cannot order two
+ * events) is left for a second transaction after the PSP is asked, never
+ * while a lock is held.
+ */
+@Injectable()
+export class PaymentApplier {
+  private readonly logger = new Logger(PaymentApplier.name);
+
+  constructor(private readonly transitions: OrderTransitions, private readonly inbox: InboxRepository, private readonly psp: PspClient) {}
+
+  /**
+   * Applies these inbox events; safe to call any number of times for the same
+   * event. Each id gets its outcome, or the Error of the PSP look-up it needed
+   * (that event alone fails). Throws when a transaction fails: nothing of it
+   * was written or counted.
+   */
+  async applyEvents(ids: string[]): Promise<Map<string, EventOutcome | Error>> {
+    const results = new Map<string, EventOutcome | Error>();
+    const answers = new Map<string, PspAnswer>();
+    let pending = [...new Set(ids)];
+    for (let round = 0; pending.length > 0; round++) {
+      const questions = await this.transitions.run((uow) => this.applyInUnit(uow, pending, answers, results));
+      if (round === MAX_PSP_ROUNDS) {
+        for (const q of questions) results.set(q.eventId, new Error('the PSP did not make this event decidable'));
+        break;
+      }
+      await Promise.all(questions.map((q) => this.ask(q, answers, results)));
+      pending = questions.map((q) => q.eventId).filter((id) => !(results.get(id) instanceof Error));
+    }
+    return results;
+  }
+
+  /** One PSP question, outside any transaction; a failure fails only its event. */
+  private async ask(q: PspQuestion, answers: Map<string, PspAnswer>, results: Map<string, EventOutcome | Error>): Promise<void> {
+    const answer = answers.get(q.eventId) ?? {};
+    try {
+      if (q.chargeId) {
+        const charge = await this.psp.retrieveCharge(q.chargeId);
+        answer.chargeIntentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : (charge.payment_intent?.id ?? null);
+      } else if (q.paymentIntentId) {
+        answer.intent = await this.psp.retrievePaymentIntent(q.paymentIntentId);
+      }
+      answers.set(q.eventId, answer);
+    } catch (err) {
+      results.set(q.eventId, err as Error);
+    }
+  }
+
+  /** One transaction's work; returns the events it left for the PSP to answer. */
+  private async applyInUnit(uow: OrderUnitOfWork, ids: string[], answers: Map<string, PspAnswer>, results: Map<string, EventOutcome | Error>): Promise<PspQuestion[]> {
+    const questions: PspQuestion[] = [];
+    const marks: InboxMark[] = [];
+    const mark = (id: string, status: InboxMark['status'], outcome: EventOutcome) => {
+      marks.push({ id, status, outcome });
+      results.set(id, outcome);
+    };
+    const rows = await this.inbox.lockRows(uow.tx, ids);
+    const found = new Set(rows.map((r) => r.id));
+    for (const id of ids) if (!found.has(id)) results.set(id, 'missing');
+
+    const candidates: Array<{ id: string; event: Stripe.Event; read: ReadEvent; intentId: string }> = [];
+    for (const row of rows) {
+      if (row.status === 'processed' || row.status === 'ignored') {
+        results.set(row.id, 'already_done');
+        continue;
+      }
+      const event = JSON.parse(row.payload) as Stripe.Event;
+      const read = readEvent(event);
+      if (!read) {
+        mark(row.id, 'ignored', 'unknown_type');
+        continue;
+      }
+      let intentId = read.paymentIntentId;
+      if (!intentId && read.chargeId) {
+        const answer = answers.get(row.id);
+        if (answer?.chargeIntentId === undefined) {
+          questions.push({ eventId: row.id, chargeId: read.chargeId });
+          continue;
+        }
+        intentId = answer.chargeIntentId;
+      }
+      if (intentId) candidates.push({ id: row.id, event, read, intentId });
+      else mark(row.id, 'ignored', 'unknown_object');
+    }
+
+    const held = await uow.lockByIntent([...new Set(candidates.map((c) => c.intentId))]);
+    candidates.sort((a, b) => a.event.created - b.event.created);
+    for (const c of candidates) {
+      const h = held.get(c.intentId);
+      if (!h) {
+        mark(c.id, 'ignored', 'unknown_object');
+        continue;
+      }
+      let fact: PspFact = c.read.fact;
+      if (c.read.refund) fact = { kind: 'refund', amountRefunded: await uow.recordRefund(h, c.read.refund), created: fact.created };
+      let decision = decide(h.held, fact);
+      if (decision.needsPspState) {
+        const intent = answers.get(c.id)?.intent;
+        if (!intent) {
+          questions.push({ eventId: c.id, paymentIntentId: c.intentId });
+          continue;
+        }
+        decision = decide(h.held, factFromIntent(intent, fact.created));
+      }
+      this.apply(uow, h, c.id, c.event, fact, decision);
+      mark(c.id, 'processed', decision.outcome);
+    }
+    uow.also((write) => this.inbox.addMarks(write, marks));
+    return questions;
+  }
+
+  private apply(uow: OrderUnitOfWork, h: HeldOrder, eventId: string, event: Stripe.Event, fact: PspFact, decision: Decision): void {
+    const disputeId = fact.kind === 'dispute' ? fact.disputeId : undefined;
+    const steps = uow.applyDecision(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, disputeId);
+    this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
+  }
+
+  /**
+   * Applies a PaymentIntent as retrieved (by the reconciler, before this
+   * transaction) in a short transaction of its own. A change is recorded as an
+   * inbox row of its own (source 'reconciler'), so every history entry names
+   * the record that caused it.
+   */
+  async applyRetrievedIntent(intent: Stripe.PaymentIntent): Promise<Decision | null> {
+    return this.transitions.run(async (uow) => {
+      const h = (await uow.lockByIntent([intent.id])).get(intent.id);
+      if (!h) return null;
+      const decision = decide(h.held, factFromIntent(intent, h.held.lastEventCreated));
+      let recordId: string | null = null;
+      if (decision.steps.length > 0) {
+        recordId = `rec_${intent.id}_${Date.now()}`;
+        const payload = JSON.stringify({ id: recordId, type: 'reconciler.payment_intent', data: { object: { id: intent.id, status: intent.status } } });
+        uow.also((write) => this.inbox.addReconcilerRecord(write, { id: recordId as string, payload, outcome: decision.outcome }));
+      }
+      const steps = uow.applyDecision(h, decision, `reconciler: ${decision.reason}`, recordId);
+      if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });
+      return decision;
+    });
+  }
+}
