@@ -82,7 +82,7 @@ export class OrderUnitOfWork {
     this.others.push(add);
   }
 
-  /** Everything gathered, as one statement (none when nothing changed). */
+  /** Everything gathered, as one statement (none when nothing changed), then the outbox's one statement when a status changed. */
   async flush(): Promise<void> {
     const write = new CombinedWrite();
     const at = new Date();
