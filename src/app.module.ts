@@ -12,6 +12,7 @@ import { OrdersHttpModule } from './orders/orders.module';
 import { WebhooksModule } from './webhooks/webhooks.module';
 import { WEBHOOK_QUEUE, WEBHOOK_QUEUE_SETTINGS } from './webhooks/webhook-queue';
 import { ReconciliationModule } from './reconciliation/reconciliation.module';
+import { OrderEventsModule } from './order-events/order-events.module';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { LoggingModule } from './logging/logging.module';
@@ -40,6 +41,7 @@ export class AppModule {
         }),
         MetricsModule.forRoot(serves),
         WebhooksModule.forRole(config.role),
+        OrderEventsModule.forRole(config.role),
         ...(serves
           ? [
               ThrottlerModule.forRoot({

@@ -167,6 +167,7 @@ export async function stopApp(app: INestApplicationContext, options: StopOptions
 
   const server = httpServerOf(app);
   if (server?.listening) {
+    server.emit('stopping'); // long-lived responses (order status streams) end now instead of at the forced close
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // Keep-alive connections go as soon as their request is answered, not when the client hangs up.
     const idleSweep = setInterval(() => server.closeIdleConnections(), 50);

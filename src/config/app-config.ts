@@ -43,4 +43,20 @@ export interface AppConfig {
   shutdownDrainMs: number;
   /** After the drain, the hard limit for in-flight requests and jobs; past it the process exits 1 naming what was cut off. */
   shutdownTimeoutMs: number;
+  /** Outgoing order events (Standard Webhooks); no endpoints: events are kept (live streams read them) but not posted. */
+  orderEvents: OrderEventsConfig;
+}
+
+export interface OrderEventsConfig {
+  endpoints: string[];
+  /** `whsec_` + base64; set whenever endpoints are. */
+  secret?: string;
+  /** First retry delay; each further one doubles (with jitter), up to 3600 times this. */
+  retryBaseMs: number;
+  /** How long a delivery is retried before it is `failed` (72 hours). */
+  giveUpAfterMs: number;
+  /** An endpoint that has not answered within this is a failed attempt. */
+  timeoutMs: number;
+  /** How often an idle GET /orders/:id/events stream gets a heartbeat comment. */
+  streamHeartbeatMs: number;
 }

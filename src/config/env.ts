@@ -1,4 +1,4 @@
-import { AppConfig, AppRole } from './app-config';
+import { AppConfig, AppRole, OrderEventsConfig } from './app-config';
 import { parseTrustProxy } from './trust-proxy';
 import { expandAllowlist } from './ip-allowlist';
 
@@ -160,6 +160,27 @@ export function loadConfig(env: Env): AppConfig {
     host: hostAddress(env),
     shutdownDrainMs: integer(env, 'SHUTDOWN_DRAIN_MS', 5000, 0, 600000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 20000, 100, 600000),
+    orderEvents: orderEventsConfig(env),
+  };
+}
+
+/** ORDER_EVENTS_*: endpoints and their signing secret; the retry knobs exist so tests can shrink 72 hours. */
+function orderEventsConfig(env: Env): OrderEventsConfig {
+  const endpoints = (read(env, 'ORDER_EVENTS_URL') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const endpoint of endpoints) url({ ORDER_EVENTS_URL: endpoint }, 'ORDER_EVENTS_URL', ['http:', 'https:']);
+  const secret = read(env, 'ORDER_EVENTS_SECRET');
+  if (endpoints.length > 0 && !secret) throw new ConfigError('ORDER_EVENTS_SECRET', 'is required when ORDER_EVENTS_URL is set');
+  // Standard Webhooks secrets are whsec_ + base64 of 24 to 64 random bytes.
+  if (secret !== undefined && !(/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret) && Buffer.from(secret.slice(6), 'base64').length >= 16)) {
+    throw new ConfigError('ORDER_EVENTS_SECRET', 'must be whsec_ followed by the base64 of at least 16 random bytes (e.g. whsec_$(openssl rand -base64 32))');
+  }
+  return {
+    endpoints,
+    secret,
+    retryBaseMs: integer(env, 'ORDER_EVENTS_RETRY_BASE_MS', 1000, 1),
+    giveUpAfterMs: integer(env, 'ORDER_EVENTS_GIVE_UP_AFTER_MS', 72 * 3600 * 1000, 1),
+    timeoutMs: integer(env, 'ORDER_EVENTS_TIMEOUT_MS', 5000, 100),
+    streamHeartbeatMs: integer(env, 'ORDER_EVENTS_HEARTBEAT_MS', 15000, 10),
   };
 }
 

@@ -124,4 +124,26 @@ export class Metrics {
     help: 'Age of the oldest stored event not yet processed (0 when none)',
     registers: [this.registry],
   });
+
+  readonly orderEventDeliveryAttempts = new Counter({
+    name: 'settle_order_event_delivery_attempts_total',
+    help: 'Order event POSTs to endpoints, by result (delivered, http_error, timeout, network)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+
+  readonly orderEventDeliverySeconds = new Histogram({
+    name: 'settle_order_event_delivery_seconds',
+    help: "From an order event's commit to its endpoint's 2xx (retries included)",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300, 3600],
+    registers: [this.registry],
+  });
+
+  /** Filled at scrape time by the order-events module's collector. */
+  readonly orderEventDeliveries = new Gauge({
+    name: 'settle_order_event_deliveries',
+    help: 'Order event deliveries by state: pending (waiting or retrying) and failed (gave up after 72 h)',
+    labelNames: ['state'],
+    registers: [this.registry],
+  });
 }

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { CombinedWrite, Database, Queryable } from '../database/database';
 import { Metrics } from '../metrics/metrics';
+import { ORDER_EVENTS_OUTBOX, OrderEventsOutboxPort } from './order-events-outbox.port';
 import { OrderStatus, canTransition } from './order-status';
 import { HeldOrder, OrderRepository, TransitionRecord } from './order.repository';
 import { Decision } from './payment-state';
@@ -21,7 +22,11 @@ export class OrderUnitOfWork {
   private readonly touched = new Set<HeldOrder>();
   private readonly others: Array<(write: CombinedWrite) => void> = [];
 
-  constructor(readonly tx: Queryable, private readonly repo: OrderRepository) {}
+  constructor(
+    readonly tx: Queryable,
+    private readonly repo: OrderRepository,
+    private readonly outbox?: OrderEventsOutboxPort,
+  ) {}
 
   lockByIntent(intentIds: string[]): Promise<Map<string, HeldOrder>> {
     return this.repo.lockByIntent(this.tx, intentIds);
@@ -77,13 +82,22 @@ export class OrderUnitOfWork {
     this.others.push(add);
   }
 
-  /** Everything gathered, as one statement (none when nothing changed). */
+  /** Everything gathered, as one statement (none when nothing changed), then the outbox's one statement when a status changed. */
   async flush(): Promise<void> {
     const write = new CombinedWrite();
-    // The per-transition writes happen here, from this.transitions (history today; an outgoing order event would join it).
-    this.repo.addChanges(write, this.transitions, [...this.touched], new Date());
+    const at = new Date();
+    // The per-transition writes happen here, from this.transitions: history, then the outgoing order events.
+    this.repo.addChanges(write, this.transitions, [...this.touched], at);
     for (const add of this.others) add(write);
     await write.run(this.tx);
+    // A statement of its own: the events' order views read what the statement above wrote (its CTEs could not see each other's writes).
+    if (this.outbox && this.transitions.length > 0) {
+      await this.outbox.record(
+        this.tx,
+        this.transitions.map((t) => ({ ...t, at })),
+        (batch) => this.repo.transitionViewsSql(batch),
+      );
+    }
   }
 }
 
@@ -93,7 +107,12 @@ export class OrderUnitOfWork {
  */
 @Injectable()
 export class OrderTransitions {
-  constructor(private readonly db: Database, private readonly repo: OrderRepository, private readonly metrics: Metrics) {}
+  constructor(
+    private readonly db: Database,
+    private readonly repo: OrderRepository,
+    private readonly metrics: Metrics,
+    @Optional() @Inject(ORDER_EVENTS_OUTBOX) private readonly outbox?: OrderEventsOutboxPort,
+  ) {}
 
   /**
    * Opens a transaction, lets `work` lock and decide through the unit of work,
@@ -103,7 +122,7 @@ export class OrderTransitions {
   async run<T>(work: (uow: OrderUnitOfWork) => Promise<T>): Promise<T> {
     let uow: OrderUnitOfWork | undefined;
     const result = await this.db.transaction(async (tx) => {
-      uow = new OrderUnitOfWork(tx, this.repo);
+      uow = new OrderUnitOfWork(tx, this.repo, this.outbox);
       const value = await work(uow);
       await uow.flush();
       return value;

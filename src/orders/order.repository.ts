@@ -298,6 +298,30 @@ export class OrderRepository {
     }
   }
 
+  /**
+   * SQL for the outbox (see order-events-outbox.port.ts): for each row of
+   * `batch` (a CTE with n, order_id, to_status, at, k = the row's place among
+   * its order's rows of the batch, in_batch = their count), `n` and `data`, the
+   * order view of GET /orders/:id as that transition left it. Run after this
+   * transaction's writes, under every order's row lock: the batch's history rows
+   * are the order's newest, so a row's history is the order's without the
+   * batch's later entries; its status and updatedAt are its own transition's.
+   */
+  transitionViewsSql(batch: string): string {
+    return `SELECT t.n, json_build_object(
+        'id', o.id, 'status', t.to_status, 'amount', o.amount, 'currency', o.currency, 'items', o.items,
+        'customerEmail', o.customer_email,
+        'payment', CASE WHEN p.id IS NULL THEN NULL ELSE json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret) END,
+        'amountRefunded', o.amount_refunded,
+        'history', (
+          SELECT COALESCE(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'at', ${iso('h.at')}, 'reason', h.reason, 'eventId', h.event_id) ORDER BY h.id), '[]'::json)
+          FROM (SELECT * FROM order_status_history WHERE order_id = t.order_id ORDER BY id DESC OFFSET (t.in_batch - t.k)) h
+        ),
+        'createdAt', ${iso('o.created_at')}, 'updatedAt', ${iso('t.at')}
+      ) AS data
+      FROM ${batch} t JOIN orders o ON o.id = t.order_id LEFT JOIN payments p ON p.order_id = o.id`;
+  }
+
   // --- the reconciler's stale scan
 
   /** Open payments nobody (an event or the reconciler) confirmed for `staleAfterMs`, oldest first. */
@@ -315,6 +339,11 @@ export class OrderRepository {
   async markPaymentsChecked(intentIds: string[]): Promise<void> {
     if (intentIds.length > 0) await this.db.query(`UPDATE payments SET checked_at = now() WHERE id = ANY($1)`, [intentIds]);
   }
+}
+
+/** ISO 8601 in UTC with milliseconds, exactly as Date.toISOString() writes it (the API's format). */
+function iso(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 }
 
 function toOrderWithPayment(r: OrderRow): OrderWithPayment {

@@ -57,6 +57,8 @@ const cfg = {
   /** Diagnostics: extra node flags for the Settle process (e.g. --trace-gc); its output is then kept in bench-results/. */
   // The app runs with the node flags of `npm run start:prod` and the Docker image.
   appNodeArgs: (process.env.BENCH_APP_NODE_ARGS ?? '--max-old-space-size=160').split(' ').filter(Boolean),
+  /** 1: Settle posts its order events to a local receiver (ORDER_EVENTS_URL), and the flood reports their delivery too. */
+  orderEvents: process.env.BENCH_ORDER_EVENTS === '1',
 };
 
 const TARGETS = {
@@ -89,6 +91,8 @@ interface Results {
       meanJobsInFlight?: number;
       /** Mean events per applying transaction during the flood. */
       meanBatchSize?: number;
+      /** BENCH_ORDER_EVENTS=1: the flood's order events at the receiver. */
+      orderEvents?: { delivered: number; allDeliveredS: number; rate: number; undelivered: number; age: Distribution; badSignatures: number };
     };
     error?: string;
   };
@@ -153,6 +157,8 @@ async function main(): Promise<void> {
 
   const mock = await MockPsp.start({ port: 0, webhookSecret: secret, timeScale: 0.01 });
   cleanups.push(() => mock.stop());
+  const receiver = cfg.orderEvents ? await startOrderEventReceiver() : undefined;
+  if (receiver) cleanups.push(() => receiver.server.stop());
 
   // Order numbers: each phase works on orders of its own.
   const ranges = {
@@ -179,6 +185,7 @@ async function main(): Promise<void> {
     // The bench calls the reconciler itself; the app's own timer must not run a pass in the middle of a measurement.
     RECONCILE_INTERVAL_MS: '3600000',
     APP_ROLE: cfg.appRole,
+    ...(receiver ? { ORDER_EVENTS_URL: receiver.url, ORDER_EVENTS_SECRET: receiver.secret } : {}),
   };
   cleanups.push(() => cleanRedis(queuePrefix));
   const settle = await phase(
@@ -220,7 +227,7 @@ async function main(): Promise<void> {
 
   if (cfg.phases.includes('settle')) {
     try {
-      await runSettle(results, settle, settlePool, secret, runTag, ranges);
+      await runSettle(results, settle, settlePool, secret, runTag, ranges, receiver);
     } catch (err) {
       results.settle.error = (err as Error).message;
     }
@@ -365,6 +372,25 @@ async function runIngest(
   ).then((s) => (results.ingest.settleBacklogDrainS = s));
 }
 
+interface OrderEventReceiver {
+  server: ServerProcess;
+  url: string;
+  secret: string;
+  stats(): Promise<{ requests: number; badSignatures: number; firstSeen: Array<[number, number]> }>;
+}
+
+/** test/bench/servers/order-event-receiver.ts in its own process. */
+async function startOrderEventReceiver(): Promise<OrderEventReceiver> {
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const server = await ServerProcess.start('order-event-receiver', join(__dirname, 'servers', 'order-event-receiver.js'), { ORDER_EVENTS_SECRET: secret, PORT: '0' });
+  return { server, url: `${server.url}/order-events`, secret, stats: async () => (await (await fetch(`${server.url}/stats`)).json()) as Awaited<ReturnType<OrderEventReceiver['stats']>> };
+}
+
+async function undeliveredOrderEvents(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM order_event_deliveries WHERE status <> 'delivered'`);
+  return Number(rows[0]?.n ?? 0);
+}
+
 async function backlog(pool: Pool): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'queued')`);
   return Number(rows[0]?.n ?? 0);
@@ -400,6 +426,7 @@ async function runSettle(
   secret: string,
   runTag: string,
   ranges: { paced: { from: number; count: number }; flood: { from: number; count: number } },
+  receiver?: OrderEventReceiver,
 ): Promise<void> {
   results.settle.paced = await phase(
     `settle at an offered ${cfg.settleRate} ev/s for ${cfg.durationS} s (open loop)`,
@@ -421,6 +448,8 @@ async function runSettle(
     (r) => `ack p99 ${ms(r.ack.p99)}; ack→paid p50 ${ms(r.settle.p50)}, p99 ${ms(r.settle.p99)}; ${r.errors} errors, ${r.unsettled} never paid`,
   );
   await waitFor(async () => (await backlog(pool)) === 0, 60_000, 100);
+  // The flood's deliveries are measured alone: what earlier phases wrote goes out first.
+  if (receiver) await waitFor(async () => (await undeliveredOrderEvents(pool)) === 0, 120_000, 100);
 
   results.settle.flood = await phase(
     `settle flood: ${fmt(cfg.floodEvents)} events at ${cfg.connections} connections`,
@@ -430,6 +459,7 @@ async function runSettle(
       const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
       const sentAt = new Map<string, number>();
       const began = performance.now();
+      const beganWall = Date.now();
       await watcher.start();
       const ingest = await postEvents(settle.url, source, {
         connections: cfg.connections,
@@ -449,6 +479,23 @@ async function runSettle(
       const applied = before && after ? after.count - before.count : NaN;
       const meanApplyMs = before && after && applied > 0 ? (1000 * (after.sum - before.sum)) / applied : undefined;
       const rate = watcher.paidAt.size / allPaidS;
+      let orderEvents: NonNullable<NonNullable<Results['settle']['flood']>['orderEvents']> | undefined;
+      if (receiver) {
+        await waitFor(async () => (await undeliveredOrderEvents(pool)) === 0, 180_000, 100);
+        const stats = await receiver.stats();
+        // Earlier phases' events were all delivered before the flood began (see above).
+        const flood = stats.firstSeen.filter(([at]) => at >= beganWall).map(([at, ageMs]) => ({ at, ageMs }));
+        const lastAt = Math.max(...flood.map((s) => s.at));
+        const allDeliveredS = (lastAt - beganWall) / 1000;
+        orderEvents = {
+          delivered: flood.length,
+          allDeliveredS,
+          rate: flood.length / allDeliveredS,
+          undelivered: await undeliveredOrderEvents(pool),
+          age: distribution(flood.map((s) => s.ageMs)),
+          badSignatures: stats.badSignatures,
+        };
+      }
       return {
         events: cfg.floodEvents,
         ingest,
@@ -459,11 +506,16 @@ async function runSettle(
         meanApplyMs,
         meanJobsInFlight: meanApplyMs !== undefined ? (rate * meanApplyMs) / 1000 : undefined,
         meanBatchSize: before && after && after.batches > before.batches ? (after.batchedEvents - before.batchedEvents) / (after.batches - before.batches) : undefined,
+        orderEvents,
       };
     },
     (r) =>
       `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ` +
-      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight, ${fmt(r.meanBatchSize, 1)} events a batch; ${r.unsettled} never paid`,
+      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight, ${fmt(r.meanBatchSize, 1)} events a batch; ${r.unsettled} never paid` +
+      (r.orderEvents
+        ? `; order events: ${fmt(r.orderEvents.delivered)} delivered in ${fmt(r.orderEvents.allDeliveredS, 1)} s = ${fmt(r.orderEvents.rate)}/s, ` +
+          `commit→receiver p50 ${ms(r.orderEvents.age.p50)}, p99 ${ms(r.orderEvents.age.p99)}, ${r.orderEvents.undelivered} undelivered, ${r.orderEvents.badSignatures} bad signatures`
+        : ''),
   );
 }
 
@@ -543,7 +595,13 @@ function report(r: Results, runTag: string): void {
     [`  its ack p50 / p99`, settleAll ? `${ms(settleAll.p50)} / ${ms(settleAll.p99)}` : '–', '', '', '', ''],
     [`Ack→paid p50 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p50), '', '', '', ''],
     [`Ack→paid p99 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p99), '', '', `<= ${TARGETS.settleP99Ms} ms`, verdict(targets.settleP99)],
-    [`Sustained settle (flood ${fmt(flood?.events ?? cfg.floodEvents)})`, flood ? `${fmt(flood.rate)}/s` : '–', '', '', `>= ${fmt(TARGETS.settleRate)}/s`, verdict(targets.settleRate)],
+    [`Sustained settle (flood ${fmt(flood?.events ?? cfg.floodEvents)})${cfg.orderEvents ? ', order events posted' : ''}`, flood ? `${fmt(flood.rate)}/s` : '–', '', '', `>= ${fmt(TARGETS.settleRate)}/s`, verdict(targets.settleRate)],
+    ...(cfg.orderEvents
+      ? ([
+          ['  order events delivered/s (flood)', flood?.orderEvents ? `${fmt(flood.orderEvents.rate)}/s` : '–', '', '', '', ''],
+          ['  order event commit→receiver p50 / p99', flood?.orderEvents ? `${ms(flood.orderEvents.age.p50)} / ${ms(flood.orderEvents.age.p99)}` : '–', '', '', '', ''],
+        ] as Row[])
+      : []),
     [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(targets.reconcile)],
     [
       `Reconcile, ${fmt(rec?.missed?.count ?? cfg.missed)} missed`,

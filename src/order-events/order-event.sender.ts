@@ -1,0 +1,194 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { Webhook } from 'standardwebhooks';
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
+import { Metrics } from '../metrics/metrics';
+import { ClaimedDelivery, DeliveryResult } from './order-event.types';
+import { OrderEventsListener } from './order-events.listener';
+import { OrderEventsRepository } from './order-events.repository';
+import { nextAttemptAt } from './retry-schedule';
+import { postJson } from './http-post';
+
+/** Sends in flight at once per process (different orders; one order's line is never in flight twice). */
+const MAX_IN_FLIGHT = 64;
+/** How often the outbox is swept for what no notification announced (another process died, a retry came due). */
+const SWEEP_MS = 1000;
+/** Notifications arriving within this are answered by one claim. */
+const WAKE_COALESCE_MS = 20;
+/** Answers arriving within this are recorded by one statement. */
+const RECORD_COALESCE_MS = 10;
+
+/**
+ * Posts order events to every ORDER_EVENTS_URL, signed per Standard Webhooks.
+ * Three short steps, none holding a transaction or lock across the network:
+ * lease due deliveries (one UPDATE), POST them, record the answers (one UPDATE
+ * per group of answers). A process killed mid-send leaves leases that run out,
+ * and the delivery is sent again: at least once, never twice at the same time.
+ */
+@Injectable()
+export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(OrderEventSender.name);
+  private readonly signer?: Webhook;
+  /** Longer than a send can take (it is cut off at the timeout) plus recording its answer, so a lease runs out only for a sender that died. */
+  private readonly leaseMs: number;
+  private inFlight = 0;
+  private claiming = false;
+  private claimAgain = false;
+  private wakeTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
+  private answered: DeliveryResult[] = [];
+  private recording?: Promise<void>;
+  private recordTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private unsubscribe?: () => void;
+  private readonly sends = new Set<Promise<void>>();
+
+  constructor(
+    private readonly events: OrderEventsRepository,
+    private readonly listener: OrderEventsListener,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: Metrics,
+  ) {
+    const { secret, timeoutMs } = config.orderEvents;
+    if (secret) this.signer = new Webhook(secret.slice('whsec_'.length));
+    this.leaseMs = timeoutMs + 5000;
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.config.orderEvents.endpoints.length === 0) return;
+    this.unsubscribe = this.listener.subscribe(() => this.wake());
+    this.sweepTimer = setInterval(() => this.wake(), SWEEP_MS);
+    this.sweepTimer.unref();
+    this.wake();
+  }
+
+  /** Stops claiming, lets the sends in flight finish and records their answers before the pool closes. */
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.wakeTimer);
+    await Promise.allSettled([...this.sends]);
+    clearTimeout(this.recordTimer);
+    await this.record();
+  }
+
+  /** Asks for a claim soon; many wakes in a burst make one claim. */
+  wake(delayMs = WAKE_COALESCE_MS): void {
+    if (this.stopped) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    if (this.wakeTimer && delayMs >= WAKE_COALESCE_MS) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      void this.claim();
+    }, delayMs);
+    this.wakeTimer.unref();
+  }
+
+  private async claim(): Promise<void> {
+    if (this.claiming || this.stopped) return;
+    this.claiming = true;
+    try {
+      do {
+        this.claimAgain = false;
+        const room = MAX_IN_FLIGHT - this.inFlight;
+        if (room <= 0) break; // an answer wakes us again
+        const claimed = await this.events.claimDue(room, this.leaseMs, this.config.orderEvents.endpoints);
+        for (const delivery of claimed) this.track(this.send(delivery));
+        if (claimed.length === room) this.claimAgain = true;
+      } while (this.claimAgain && !this.stopped);
+    } catch (err) {
+      this.logger.warn({ msg: 'claiming order event deliveries failed; the sweep tries again', error: (err as Error).message });
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private track(send: Promise<void>): void {
+    this.sends.add(send);
+    void send.finally(() => this.sends.delete(send));
+  }
+
+  private async send(delivery: ClaimedDelivery): Promise<void> {
+    this.inFlight++;
+    const result = await this.post(delivery);
+    this.inFlight--;
+    this.answered.push(result);
+    if (result.status === 'pending') {
+      // This process tries again when it is due; the sweep would find it too, a little later.
+      setTimeout(() => this.wake(0), Math.max(0, result.nextAttemptAt.getTime() - Date.now())).unref();
+    }
+    this.recordSoon();
+  }
+
+  /** Records the answers gathered in the next few milliseconds together, then claims again (an answered event frees its order's next). */
+  private recordSoon(): void {
+    if (this.recordTimer) return;
+    this.recordTimer = setTimeout(() => {
+      this.recordTimer = undefined;
+      void this.record().then(() => this.wake());
+    }, RECORD_COALESCE_MS);
+  }
+
+  /** One POST; never throws. */
+  private async post(delivery: ClaimedDelivery): Promise<DeliveryResult> {
+    const { timeoutMs, retryBaseMs, giveUpAfterMs } = this.config.orderEvents;
+    const body = JSON.stringify(delivery.event);
+    const now = new Date();
+    let httpStatus: number | null = null;
+    let error: string | null = null;
+    let result: 'delivered' | 'http_error' | 'timeout' | 'network';
+    try {
+      if (!this.signer) throw new Error('ORDER_EVENTS_SECRET is not set');
+      const response = await postJson(
+        delivery.endpoint,
+        body,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'Settle-Order-Events/1',
+          'webhook-id': delivery.eventId,
+          'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+          'webhook-signature': this.signer.sign(delivery.eventId, now, body),
+        },
+        timeoutMs,
+      );
+      httpStatus = response.status;
+      const ok = response.status >= 200 && response.status < 300;
+      result = ok ? 'delivered' : 'http_error';
+      if (!ok) error = `HTTP ${response.status}${response.text ? `: ${response.text.slice(0, 200)}` : ''}`;
+    } catch (err) {
+      const e = err as Error;
+      result = e.name === 'TimeoutError' ? 'timeout' : 'network';
+      error = result === 'timeout' ? e.message : `${e.message}${(e as NodeJS.ErrnoException).code ? ` (${(e as NodeJS.ErrnoException).code})` : ''}`;
+    }
+    this.metrics.orderEventDeliveryAttempts.inc({ result });
+    const done = new Date();
+    if (result === 'delivered') {
+      this.metrics.orderEventDeliverySeconds.observe((done.getTime() - new Date(delivery.event.createdAt).getTime()) / 1000);
+      return { eventId: delivery.eventId, endpoint: delivery.endpoint, attempt: delivery.attempt, status: 'delivered', nextAttemptAt: done, httpStatus, error: null };
+    }
+    const next = nextAttemptAt(delivery.attempt, done, delivery.retryFrom, retryBaseMs, giveUpAfterMs);
+    if (!next) this.logger.warn({ msg: 'order event delivery failed for good', eventId: delivery.eventId, endpoint: delivery.endpoint, attempts: delivery.attempt, error });
+    return { eventId: delivery.eventId, endpoint: delivery.endpoint, attempt: delivery.attempt, status: next ? 'pending' : 'failed', nextAttemptAt: next ?? done, httpStatus, error };
+  }
+
+  /** Writes the answers gathered so far in one statement; one write at a time, the next takes what came in meanwhile. */
+  private async record(): Promise<void> {
+    while (this.recording) await this.recording;
+    if (this.answered.length === 0) return;
+    const batch = this.answered;
+    this.answered = [];
+    this.recording = this.events
+      .recordResults(batch)
+      .catch((err) => {
+        // The leases run out and the deliveries are sent again: at least once, never lost.
+        this.logger.warn({ msg: 'recording order event answers failed; they will be sent again', error: (err as Error).message, count: batch.length });
+      })
+      .finally(() => (this.recording = undefined));
+    await this.recording;
+  }
+}
