@@ -66,7 +66,7 @@ describe('Order events: an endpoint that fails for a while', () => {
     expect(listed!.filter((r) => r.sequence === 1).some((r) => r.deliveries[0]!.lastAnswer === 500)).toBe(true);
     expect(listed!.every((r) => r.deliveries[0]!.nextAttemptAt !== null)).toBe(true);
     expect(receiver.received.every((r) => r.sequence === 1)).toBe(true);
-    const timeouts = (await request(stack.url).get('/metrics').expect(200)).text;
+    const timeouts = (await request(stack.url).get('/metrics').set(stack.admin).expect(200)).text;
     expect(timeouts).toMatch(/settle_order_event_delivery_attempts_total\{result="timeout"\} [1-9]/);
     expect(timeouts).toMatch(/settle_order_event_deliveries\{state="pending"\} [1-9]/);
 
@@ -81,7 +81,7 @@ describe('Order events: an endpoint that fails for a while', () => {
       expect(view.history.at(-1)?.to).toBe('paid');
       expect(sequenceProblems(receiver.acceptedFor(id), view.history)).toBeNull();
     }
-    const metrics = (await request(stack.url).get('/metrics').expect(200)).text;
+    const metrics = (await request(stack.url).get('/metrics').set(stack.admin).expect(200)).text;
     expect(metrics).toMatch(/settle_order_event_delivery_attempts_total\{result="http_error"\} [1-9]/);
     expect(metrics).toMatch(/settle_order_event_delivery_seconds_count [1-9]/);
     expect(metrics).toMatch(/settle_order_event_deliveries\{state="pending"\} 0/);
@@ -121,7 +121,7 @@ describe('Order events: an endpoint that never answers 2xx within the retry wind
     expect(failed[0]).toMatchObject({ orderId, sequence: 1, type: 'order.payment_failed' });
     expect(failed[0].deliveries[0]).toMatchObject({ status: 'failed', lastAnswer: 503, nextAttemptAt: null });
     expect(failed[0].deliveries[0].attempts).toBeGreaterThan(1);
-    expect((await request(stack.url).get('/metrics').expect(200)).text).toMatch(/settle_order_event_deliveries\{state="failed"\} 1/);
+    expect((await request(stack.url).get('/metrics').set(stack.admin).expect(200)).text).toMatch(/settle_order_event_deliveries\{state="failed"\} 1/);
     // order.paid waits behind the failed event: it was never sent.
     const held = (await request(stack.url).get(`/admin/order-events?status=pending&orderId=${orderId}`).set(stack.admin).expect(200)).body.data;
     expect(held.map((e: { sequence: number }) => e.sequence)).toEqual([2]);

@@ -98,7 +98,7 @@ describe('Order events across processes: two instances never send one event twic
     await expectEverythingDelivered(stack, receiver, orders);
     const sentBy = await Promise.all(
       stack.apps.map(async (app) => {
-        const text = (await request(app.url).get('/metrics').expect(200)).text;
+        const text = (await request(app.url).get('/metrics').set(stack.admin).expect(200)).text;
         return [...text.matchAll(/settle_order_event_delivery_attempts_total\{result="\w+"\} (\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
       }),
     );
