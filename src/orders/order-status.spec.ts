@@ -13,7 +13,7 @@ describe('order status machine', () => {
 
   it('never lets a paid order fall back to an unpaid state', () => {
     for (const paidLike of ['paid', 'partially_refunded', 'refunded', 'disputed'] as const) {
-      for (const unpaid of ['pending_payment', 'requires_action', 'processing', 'payment_failed', 'canceled'] as const) {
+      for (const unpaid of ['pending_payment', 'requires_action', 'processing', 'authorized', 'payment_failed', 'canceled', 'expired'] as const) {
         expect(canTransition(paidLike, unpaid)).toBe(false);
       }
     }
@@ -24,10 +24,30 @@ describe('order status machine', () => {
     expect(canTransition('payment_failed', 'requires_action')).toBe(true);
   });
 
-  it('keeps canceled, disputed and needs_review final', () => {
-    expect(TRANSITIONS.canceled).toEqual([]);
-    expect(TRANSITIONS.disputed).toEqual([]);
+  it('lets canceled, expired and disputed orders change only to needs_review (money they did not ask for), and keeps needs_review final', () => {
+    expect(TRANSITIONS.canceled).toEqual(['needs_review']);
+    expect(TRANSITIONS.expired).toEqual(['needs_review']);
+    expect(TRANSITIONS.disputed).toEqual(['needs_review']);
     expect(TRANSITIONS.needs_review).toEqual([]);
+  });
+
+  it('reaches needs_review from every other status: a payment the order did not ask for can come at any time', () => {
+    for (const s of ORDER_STATUSES) if (s !== 'needs_review') expect(canTransition(s, 'needs_review')).toBe(true);
+  });
+
+  it('holds an authorization until it is captured (paid), voided (canceled) or lapses (expired); it never goes back to unpaid', () => {
+    expect(TRANSITIONS.authorized).toEqual(['paid', 'canceled', 'expired', 'needs_review']);
+    for (const unpaid of ['pending_payment', 'requires_action', 'processing', 'payment_failed'] as const) {
+      expect(canTransition(unpaid, 'authorized')).toBe(true);
+      expect(canTransition('authorized', unpaid)).toBe(false);
+    }
+    expect(RANK.authorized).toBeGreaterThan(RANK.processing);
+    expect(RANK.authorized).toBeLessThan(RANK.paid);
+  });
+
+  it('expires only orders that hold no money', () => {
+    const into = ORDER_STATUSES.filter((s) => canTransition(s, 'expired')).sort();
+    expect(into).toEqual(['authorized', 'payment_failed', 'pending_payment', 'processing', 'requires_action']);
   });
 
   it('ranks refunds and disputes above paid, and paid above every unpaid state', () => {

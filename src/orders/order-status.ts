@@ -9,12 +9,14 @@ export const ORDER_STATUSES = [
   'pending_payment',
   'requires_action',
   'processing',
+  'authorized',
   'payment_failed',
   'paid',
   'partially_refunded',
   'refunded',
   'disputed',
   'canceled',
+  'expired',
   'needs_review',
 ] as const;
 
@@ -22,7 +24,8 @@ export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export const INITIAL_STATUS: OrderStatus = 'pending_payment';
 
-const UNPAID_EXITS: OrderStatus[] = ['paid', 'canceled', 'needs_review'];
+// needs_review is reachable from everywhere: money the order did not ask for can arrive at any time.
+const UNPAID_EXITS: OrderStatus[] = ['authorized', 'paid', 'canceled', 'expired', 'needs_review'];
 
 export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
   pending_payment: ['requires_action', 'processing', 'payment_failed', ...UNPAID_EXITS],
@@ -31,11 +34,15 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
   payment_failed: ['requires_action', 'processing', ...UNPAID_EXITS],
   // Slow methods (SEPA) can still fail after processing.
   processing: ['payment_failed', ...UNPAID_EXITS],
+  // Funds held (manual capture): captured, voided, or lapsed at the end of the capture window.
+  authorized: ['paid', 'canceled', 'expired', 'needs_review'],
   paid: ['partially_refunded', 'refunded', 'disputed', 'needs_review'],
-  partially_refunded: ['refunded', 'disputed'],
-  refunded: ['disputed'],
-  disputed: [],
-  canceled: [],
+  partially_refunded: ['refunded', 'disputed', 'needs_review'],
+  refunded: ['disputed', 'needs_review'],
+  disputed: ['needs_review'],
+  // Money taken after a cancel or an expiry is for a person to look at.
+  canceled: ['needs_review'],
+  expired: ['needs_review'],
   needs_review: [],
 };
 
@@ -50,15 +57,25 @@ export const RANK: Readonly<Record<OrderStatus, number>> = {
   requires_action: 1,
   payment_failed: 1,
   processing: 2,
-  paid: 3,
-  canceled: 3,
-  partially_refunded: 4,
-  refunded: 5,
-  disputed: 6,
-  needs_review: 7,
+  authorized: 3,
+  paid: 4,
+  canceled: 4,
+  expired: 4,
+  partially_refunded: 5,
+  refunded: 6,
+  disputed: 7,
+  needs_review: 8,
 };
 
 export const UNPAID_STATUSES: readonly OrderStatus[] = ['pending_payment', 'requires_action', 'processing', 'payment_failed'];
+/**
+ * Unpaid and not in flight: what the expiry sweep cancels once ORDER_PAYMENT_TIMEOUT_MINUTES
+ * have passed (a processing payment is settling and cannot be canceled). Keep in step with
+ * the partial index orders_unpaid_created_idx (a service-tier test compares the two).
+ */
+export const EXPIRABLE_STATUSES: readonly OrderStatus[] = ['pending_payment', 'requires_action', 'payment_failed'];
+/** The order no longer takes money: a payment that succeeds now is unexpected. */
+export const CLOSED_UNPAID_STATUSES: readonly OrderStatus[] = ['canceled', 'expired'];
 export const REFUNDABLE_STATUSES: readonly OrderStatus[] = ['paid', 'partially_refunded'];
 
 export function isOrderStatus(value: string): value is OrderStatus {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type Stripe from 'stripe';
 import { OrderStatus, canTransition } from './order-status';
-import { HeldState, PspFact, decide, factFromIntent, nextRefundStatus, readEvent, targetForIntent } from './payment-state';
+import { HeldState, PspFact, decide, decideForeign, factFromIntent, nextRefundStatus, readEvent, refundedOfCaptured, targetForIntent } from './payment-state';
 import { historyProblems } from '../../test/support/psp-flows';
 import { shuffle } from '../../test/support/shuffle';
 
@@ -9,7 +9,7 @@ const ORDER_ID = '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c';
 const AMOUNT = 3448;
 
 function held(overrides: Partial<HeldState> = {}): HeldState {
-  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, lastEventCreated: 0, ...overrides };
+  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, amountCaptured: null, lastEventCreated: 0, ...overrides };
 }
 
 function pay(target: OrderStatus | null, created: number, extra: Partial<Extract<PspFact, { kind: 'payment' }>> = {}): PspFact {
@@ -42,7 +42,9 @@ describe('decide (the payment status machine)', () => {
     expect(decide(held(), pay('paid', 1, { amount: 1 }))).toMatchObject({ outcome: 'needs_review', steps: ['needs_review'] });
     expect(decide(held(), pay('paid', 1, { currency: 'eur' })).steps).toEqual(['needs_review']);
     expect(decide(held(), pay('paid', 1, { orderIdInMetadata: 'someone-else' })).steps).toEqual(['needs_review']);
-    expect(decide(held({ orderStatus: 'refunded' }), pay('paid', 1, { amount: 1 })).steps).toEqual([]);
+    // Whatever the status: a payment that does not match is for a person to look at.
+    expect(decide(held({ orderStatus: 'refunded' }), pay('paid', 1, { amount: 1 })).steps).toEqual(['needs_review']);
+    expect(decide(held({ orderStatus: 'needs_review' }), pay('paid', 1, { amount: 1 })).steps).toEqual([]);
   });
 
   it('takes the refunded figure from the PSP, never adding to it', () => {
@@ -245,4 +247,60 @@ describe('any permutation and duplication of a flow\'s events ends where the PSP
       );
     });
   }
+});
+
+describe('manual capture, expiry and payments the order did not ask for', () => {
+  const intent = (fields: Partial<Stripe.PaymentIntent>) =>
+    ({ id: 'pi_1', object: 'payment_intent', amount: AMOUNT, currency: 'usd', metadata: { order_id: ORDER_ID }, last_payment_error: null, cancellation_reason: null, amount_capturable: 0, amount_received: 0, ...fields }) as Stripe.PaymentIntent;
+
+  it('reads a held authorization as authorized, and an intent canceled by its capture window or by Settle giving up as expired', () => {
+    expect(targetForIntent(intent({ status: 'requires_capture' }))).toBe('authorized');
+    expect(targetForIntent(intent({ status: 'canceled', cancellation_reason: 'automatic' }))).toBe('expired');
+    expect(targetForIntent(intent({ status: 'canceled', cancellation_reason: 'abandoned' }))).toBe('expired');
+    expect(targetForIntent(intent({ status: 'canceled', cancellation_reason: 'requested_by_customer' }))).toBe('canceled');
+  });
+
+  it('reads an uncaptured succeeded charge as an authorization with its capture window, and a captured one as paid with the captured sum', () => {
+    const charge = { id: 'ch_1', payment_intent: 'pi_1', amount: AMOUNT, currency: 'usd', amount_refunded: 0, metadata: { order_id: ORDER_ID }, payment_method_details: { card: { capture_before: 1_900_000_000 } } };
+    const authorized = readEvent({ type: 'charge.succeeded', created: 5, data: { object: { ...charge, captured: false, amount_captured: 0 } } } as unknown as Stripe.Event);
+    expect(authorized?.fact).toMatchObject({ target: 'authorized', capture: { amountCapturable: AMOUNT, amountCaptured: null, captureBefore: 1_900_000_000 } });
+    const captured = readEvent({ type: 'charge.captured', created: 6, data: { object: { ...charge, captured: true, amount_captured: 3000, amount_refunded: AMOUNT - 3000 } } } as unknown as Stripe.Event);
+    expect(captured?.fact).toMatchObject({ target: 'paid', capture: { amountCapturable: 0, amountCaptured: 3000 } });
+  });
+
+  it('does not count a released authorization as refunded money', () => {
+    // Partial capture of 3000: Stripe reports the released rest in amount_refunded.
+    expect(refundedOfCaptured({ amount: AMOUNT, amount_captured: 3000, amount_refunded: AMOUNT - 3000, captured: true })).toBe(0);
+    expect(refundedOfCaptured({ amount: AMOUNT, amount_captured: 3000, amount_refunded: AMOUNT - 3000 + 1000, captured: true })).toBe(1000);
+    // A voided authorization: all of it released, nothing refunded.
+    expect(refundedOfCaptured({ amount: AMOUNT, amount_captured: 0, amount_refunded: AMOUNT, captured: false })).toBe(0);
+    expect(refundedOfCaptured({ amount: AMOUNT, amount_captured: AMOUNT, amount_refunded: 500, captured: true })).toBe(500);
+  });
+
+  it('makes a partially captured order refunded once the captured sum is back', () => {
+    const h = held({ orderStatus: 'paid', amountCaptured: 3000 });
+    expect(decide(h, { kind: 'refund', amountRefunded: 1000, created: 9 }).steps).toEqual(['partially_refunded']);
+    expect(decide(h, { kind: 'refund', amountRefunded: 3000, created: 9 }).steps).toEqual(['refunded']);
+  });
+
+  it('moves authorized to paid on capture, and never back to authorized from a late event', () => {
+    expect(decide(held({ orderStatus: 'pending_payment' }), pay('authorized', 5)).steps).toEqual(['authorized']);
+    expect(decide(held({ orderStatus: 'authorized', lastEventCreated: 5 }), pay('paid', 6)).steps).toEqual(['paid']);
+    expect(decide(held({ orderStatus: 'paid', lastEventCreated: 6 }), pay('authorized', 5))).toMatchObject({ outcome: 'stale', steps: [] });
+    expect(decide(held({ orderStatus: 'expired', lastEventCreated: 6 }), pay('authorized', 5))).toMatchObject({ outcome: 'stale', steps: [] });
+  });
+
+  it('sends money taken after the order was canceled or expired to needs_review, listed as unexpected', () => {
+    for (const closed of ['canceled', 'expired'] as const) {
+      expect(decide(held({ orderStatus: closed }), pay('paid', 9))).toMatchObject({ outcome: 'needs_review', steps: ['needs_review'], unexpectedPayment: true });
+    }
+  });
+
+  it("flags another PaymentIntent's success on the order whatever its status, and ignores anything short of success", () => {
+    for (const status of ['pending_payment', 'paid', 'refunded', 'expired'] as const) {
+      expect(decideForeign(held({ orderStatus: status }), pay('paid', 9) as never, 'pi_other')).toMatchObject({ outcome: 'needs_review', steps: ['needs_review'], unexpectedPayment: true });
+    }
+    expect(decideForeign(held({ orderStatus: 'needs_review' }), pay('paid', 9) as never, 'pi_other')).toMatchObject({ steps: [], unexpectedPayment: true });
+    expect(decideForeign(held(), pay('payment_failed', 9) as never, 'pi_other')).toMatchObject({ outcome: 'noop', steps: [] });
+  });
 });

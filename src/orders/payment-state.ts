@@ -1,5 +1,5 @@
 import type Stripe from 'stripe';
-import { OrderStatus, RANK, UNPAID_STATUSES, canTransition } from './order-status';
+import { CLOSED_UNPAID_STATUSES, OrderStatus, RANK, UNPAID_STATUSES, canTransition } from './order-status';
 
 /**
  * How PSP facts move an order, as one pure reducer: (what we hold, what the
@@ -22,8 +22,19 @@ export interface HeldState {
   orderAmount: number;
   orderCurrency: string;
   amountRefunded: number;
+  /** What the PSP captured (less than the amount after a partial capture); null until captured. */
+  amountCaptured: number | null;
   /** `created` of the newest event applied, epoch seconds; 0 when none. */
   lastEventCreated: number;
+}
+
+/** A manual-capture payment's figures, as the PSP reports them. */
+export interface CaptureFigures {
+  amountCapturable: number;
+  /** null until the money is captured. */
+  amountCaptured: number | null;
+  /** End of the capture window, epoch seconds; undefined when this fact does not say (a PaymentIntent without its charge). */
+  captureBefore?: number | null;
 }
 
 /** A PaymentIntent's (or its charge's) outcome, from an event or from retrieving it. */
@@ -40,6 +51,7 @@ export interface PaymentFact {
   created: number;
   /** The PaymentIntent as retrieved now: the current truth, not an event that may be old. */
   authoritative?: boolean;
+  capture?: CaptureFigures;
 }
 
 /** The PSP's own total of refunded money for the charge (never an increment). */
@@ -70,6 +82,10 @@ export interface Decision {
   /** The event alone cannot decide (same second as what was applied): retrieve the PaymentIntent and decide with that. */
   needsPspState: boolean;
   reason: string;
+  /** The payment's capture figures to store, when this fact is current enough to set them. */
+  capture?: CaptureFigures;
+  /** Money was taken that the order did not ask for (after it was canceled or expired): list the payment as unexpected. */
+  unexpectedPayment?: boolean;
 }
 
 /** What the order status says about the PaymentIntent, for facts (charges, refunds) that do not name its status. */
@@ -77,6 +93,7 @@ const INTENT_STATUS_FOR: Partial<Record<OrderStatus, string>> = {
   requires_action: 'requires_action',
   processing: 'processing',
   payment_failed: 'requires_payment_method',
+  authorized: 'requires_capture',
   paid: 'succeeded',
   canceled: 'canceled',
 };
@@ -108,9 +125,14 @@ export function decide(held: HeldState, fact: PspFact): Decision {
       const steps = pathTo(held.orderStatus, 'needs_review');
       return steps.length ? { ...base, outcome: 'needs_review', steps, reason: problem } : none('noop', problem);
     }
+    if (fact.target === 'paid' && CLOSED_UNPAID_STATUSES.includes(held.orderStatus)) {
+      // A canceled PaymentIntent cannot succeed at the PSP, so this is money taken after the order closed.
+      return { ...base, outcome: 'needs_review', steps: ['needs_review'], unexpectedPayment: true, intentStatus: fact.intentStatus, reason: `payment succeeded after the order was ${held.orderStatus}` };
+    }
     if (fact.target === null || fact.target === held.orderStatus) {
-      // Same state: still store the PSP's own status when it is the current truth.
-      return { ...none('noop', 'no change'), intentStatus: fact.authoritative ? fact.intentStatus : undefined };
+      // Same state: still store the PSP's own status (and figures) when it is the current truth or says the same.
+      const current = fact.authoritative || fact.target === held.orderStatus;
+      return { ...none('noop', 'no change'), intentStatus: fact.authoritative ? fact.intentStatus : undefined, capture: current ? fact.capture : undefined };
     }
     const steps = pathTo(held.orderStatus, fact.target);
     if (steps.length === 0) return none('stale', `${held.orderStatus} cannot become ${fact.target}`);
@@ -119,12 +141,14 @@ export function decide(held: HeldState, fact: PspFact): Decision {
       if (fact.created < held.lastEventCreated) return none('stale', `older than the last applied event`);
       if (fact.created === held.lastEventCreated) return { ...none('noop', 'same second as the last applied event'), needsPspState: true };
     }
-    return { ...base, outcome: 'applied', steps, intentStatus: fact.intentStatus, reason: fact.authoritative ? 'PSP state' : 'event' };
+    return { ...base, outcome: 'applied', steps, intentStatus: fact.intentStatus, reason: fact.authoritative ? 'PSP state' : 'event', capture: fact.capture };
   }
 
   if (fact.kind === 'refund') {
     const amountRefunded = Math.max(held.amountRefunded, fact.amountRefunded);
-    const target: OrderStatus | null = amountRefunded >= held.orderAmount ? 'refunded' : amountRefunded > 0 ? 'partially_refunded' : null;
+    // After a partial capture only the captured sum can come back.
+    const refundable = held.amountCaptured ?? held.orderAmount;
+    const target: OrderStatus | null = amountRefunded >= refundable ? 'refunded' : amountRefunded > 0 ? 'partially_refunded' : null;
     const steps = target ? pathTo(held.orderStatus, target) : [];
     const changed = steps.length > 0 || amountRefunded !== held.amountRefunded;
     return {
@@ -133,7 +157,7 @@ export function decide(held: HeldState, fact: PspFact): Decision {
       outcome: changed ? 'applied' : 'noop',
       steps,
       intentStatus: steps.includes('paid') ? 'succeeded' : undefined,
-      reason: `refunded ${amountRefunded} of ${held.orderAmount}`,
+      reason: `refunded ${amountRefunded} of ${refundable}`,
     };
   }
 
@@ -147,15 +171,33 @@ export function decide(held: HeldState, fact: PspFact): Decision {
   };
 }
 
+/** Cancellation reasons that mean the order expired rather than was canceled by someone. */
+const LAPSED_REASONS: readonly string[] = ['automatic', 'expired', 'abandoned'];
+
+/**
+ * A payment that names the order (metadata.order_id) but is not its own
+ * PaymentIntent: a second checkout, a charge made in the dashboard. Money it
+ * took is for a person to look at, whatever the order's status; anything
+ * short of success changes nothing.
+ */
+export function decideForeign(held: HeldState, fact: PaymentFact, paymentId: string): Decision {
+  const base = { amountRefunded: held.amountRefunded, lastEventCreated: held.lastEventCreated, needsPspState: false };
+  if (fact.target !== 'paid') return { ...base, outcome: 'noop', steps: [], reason: `another payment ${paymentId} is ${fact.intentStatus}` };
+  const reason = `payment ${paymentId} took ${fact.amount ?? 'an unknown amount'} ${fact.currency ?? ''} but is not this order's own PaymentIntent`;
+  return { ...base, outcome: 'needs_review', steps: pathTo(held.orderStatus, 'needs_review'), unexpectedPayment: true, reason };
+}
+
 /** What a PaymentIntent's status means for the order. */
-export function targetForIntent(intent: Pick<Stripe.PaymentIntent, 'status' | 'last_payment_error'>): OrderStatus | null {
+export function targetForIntent(intent: Pick<Stripe.PaymentIntent, 'status' | 'last_payment_error' | 'cancellation_reason'>): OrderStatus | null {
   switch (intent.status) {
     case 'succeeded':
       return 'paid';
     case 'canceled':
-      return 'canceled';
-    case 'processing':
+      // The capture window ended (automatic), or Settle gave up on an unpaid order (abandoned).
+      return intent.cancellation_reason && LAPSED_REASONS.includes(intent.cancellation_reason) ? 'expired' : 'canceled';
     case 'requires_capture':
+      return 'authorized';
+    case 'processing':
       return 'processing';
     case 'requires_action':
       return 'requires_action';
@@ -178,6 +220,17 @@ export function factFromIntent(intent: Stripe.PaymentIntent, created: number, au
     orderIdInMetadata: intent.metadata?.order_id || undefined,
     created,
     ...(authoritative ? { authoritative: true } : {}),
+    capture: captureOfIntent(intent),
+  };
+}
+
+/** The capture figures of a PaymentIntent; the window's end only when its charge is expanded (latest_charge). */
+export function captureOfIntent(intent: Stripe.PaymentIntent): CaptureFigures {
+  const charge = typeof intent.latest_charge === 'object' && intent.latest_charge ? intent.latest_charge : undefined;
+  return {
+    amountCapturable: intent.amount_capturable ?? 0,
+    amountCaptured: intent.status === 'succeeded' ? (intent.amount_received ?? intent.amount) : null,
+    ...(charge ? { captureBefore: charge.payment_method_details?.card?.capture_before ?? null } : {}),
   };
 }
 
@@ -227,22 +280,25 @@ export function readEvent(event: Pick<Stripe.Event, 'type' | 'created' | 'data'>
   const chargeTarget = CHARGE_TARGETS[event.type];
   if (chargeTarget) {
     const charge = object as unknown as Stripe.Charge;
+    // A succeeded charge not captured yet is an authorization (manual capture), not money taken.
+    const target: OrderStatus = chargeTarget === 'paid' && charge.captured === false ? 'authorized' : chargeTarget;
     return {
       paymentIntentId: idOf(charge.payment_intent),
       fact: {
         kind: 'payment',
-        target: chargeTarget,
-        intentStatus: INTENT_STATUS_FOR[chargeTarget] as string,
+        target,
+        intentStatus: INTENT_STATUS_FOR[target] as string,
         amount: charge.amount,
         currency: charge.currency,
         orderIdInMetadata: charge.metadata?.order_id || undefined,
         created,
+        capture: target === 'authorized' || target === 'paid' ? captureOfCharge(charge, target) : undefined,
       },
     };
   }
   if (event.type === 'charge.refunded') {
     const charge = object as unknown as Stripe.Charge;
-    return { paymentIntentId: idOf(charge.payment_intent), fact: { kind: 'refund', amountRefunded: charge.amount_refunded ?? 0, created } };
+    return { paymentIntentId: idOf(charge.payment_intent), fact: { kind: 'refund', amountRefunded: refundedOfCaptured(charge), created } };
   }
   if (event.type.startsWith('refund.') || event.type === 'charge.refund.updated') {
     const refund = object as unknown as Stripe.Refund;
@@ -263,6 +319,22 @@ export function readEvent(event: Pick<Stripe.Event, 'type' | 'created' | 'data'>
     };
   }
   return null;
+}
+
+/**
+ * What was given back of the captured money. Stripe counts a released
+ * authorization (the uncaptured rest after a partial capture, or all of it
+ * after a void) in the charge's amount_refunded; that money was never taken.
+ */
+export function refundedOfCaptured(charge: Pick<Stripe.Charge, 'amount' | 'amount_captured' | 'amount_refunded' | 'captured'>): number {
+  const released = charge.amount_captured !== undefined && charge.amount_captured !== null ? charge.amount - charge.amount_captured : 0;
+  return Math.max(0, (charge.amount_refunded ?? 0) - (charge.captured === false ? charge.amount : released));
+}
+
+function captureOfCharge(charge: Stripe.Charge, target: OrderStatus): CaptureFigures {
+  const captureBefore = charge.payment_method_details?.card?.capture_before ?? null;
+  if (target === 'authorized') return { amountCapturable: charge.amount - (charge.amount_refunded ?? 0), amountCaptured: null, captureBefore };
+  return { amountCapturable: 0, amountCaptured: charge.amount_captured ?? charge.amount, captureBefore };
 }
 
 /** Refund statuses that are final: a late `pending` event never replaces them. */
