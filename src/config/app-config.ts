@@ -22,6 +22,10 @@ export interface AppConfig {
   webhookToleranceSeconds: number;
   reconcileIntervalMs: number;
   reconcileStaleAfterMs: number;
+  /** CAPTURE_METHOD: how orders that do not say are captured. */
+  captureMethod: 'automatic' | 'manual';
+  /** ORDER_PAYMENT_TIMEOUT_MINUTES: an order unpaid this long is expired. */
+  orderPaymentTimeoutMs: number;
   adminApiKey: string;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;

@@ -146,6 +146,8 @@ export function loadConfig(env: Env): AppConfig {
     webhookToleranceSeconds: integer(env, 'WEBHOOK_TOLERANCE_SECONDS', 300, 1, 86400),
     reconcileIntervalMs: integer(env, 'RECONCILE_INTERVAL_MS', 60000, 100),
     reconcileStaleAfterMs: integer(env, 'RECONCILE_STALE_AFTER_MS', 300000, 0),
+    captureMethod: captureMethod(env),
+    orderPaymentTimeoutMs: minutes(env, 'ORDER_PAYMENT_TIMEOUT_MINUTES', 1440),
     adminApiKey,
     logLevel,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 0, 0),
@@ -182,6 +184,20 @@ function orderEventsConfig(env: Env): OrderEventsConfig {
     timeoutMs: integer(env, 'ORDER_EVENTS_TIMEOUT_MS', 5000, 100),
     streamHeartbeatMs: integer(env, 'ORDER_EVENTS_HEARTBEAT_MS', 15000, 10),
   };
+}
+
+function captureMethod(env: Env): 'automatic' | 'manual' {
+  const raw = read(env, 'CAPTURE_METHOD') ?? 'automatic';
+  if (raw !== 'automatic' && raw !== 'manual') throw new ConfigError('CAPTURE_METHOD', `must be automatic or manual, got "${raw}"`);
+  return raw;
+}
+
+/** A positive number of minutes (fractions allowed, e.g. 0.1 = 6 s), as milliseconds. */
+function minutes(env: Env, name: string, fallback: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback * 60_000;
+  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) throw new ConfigError(name, `must be a positive number of minutes (e.g. 1440, or 0.1 for 6 s), got "${raw}"`);
+  return Math.round(Number(raw) * 60_000);
 }
 
 function metricsToken(env: Env): string | undefined {

@@ -146,4 +146,17 @@ export class Metrics {
     labelNames: ['state'],
     registers: [this.registry],
   });
+
+  /** Filled at scrape time by the orders module's collector. */
+  readonly authorizationsExpiring = new Gauge({
+    name: 'settle_authorizations_expiring_24h',
+    help: 'Authorized (manual capture) orders whose capture window ends within 24 hours: capture them or they lapse',
+    registers: [this.registry],
+  });
+
+  readonly ordersExpired = new Counter({
+    name: 'settle_orders_expired_total',
+    help: 'Orders expired because they stayed unpaid for ORDER_PAYMENT_TIMEOUT_MINUTES',
+    registers: [this.registry],
+  });
 }

@@ -18,9 +18,12 @@ const POLL_MS = 1000;
 /** How far back each look goes: an event's createdAt is taken before its transaction commits, so a slow commit is still seen. */
 const POLL_WINDOW_MS = 5000;
 
-/** A status no transition leaves: the stream has nothing more to say. */
+/**
+ * A status the order's payment leaves no more (only needs_review can follow,
+ * should money it did not ask for arrive): a checkout page has nothing more to wait for.
+ */
 function isTerminal(status: string): boolean {
-  return isOrderStatus(status) && TRANSITIONS[status].length === 0;
+  return isOrderStatus(status) && TRANSITIONS[status].every((to) => to === 'needs_review');
 }
 
 interface HistoryEntry {

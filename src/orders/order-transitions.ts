@@ -4,7 +4,8 @@ import { Metrics } from '../metrics/metrics';
 import { ORDER_EVENTS_OUTBOX, OrderEventsOutboxPort } from './order-events-outbox.port';
 import { OrderStatus, canTransition } from './order-status';
 import { HeldOrder, OrderRepository, TransitionRecord } from './order.repository';
-import { Decision } from './payment-state';
+import { CaptureFigures, Decision } from './payment-state';
+import { UnexpectedPayment } from './payment.entity';
 
 export type { HeldOrder, TransitionRecord } from './order.repository';
 
@@ -28,8 +29,9 @@ export class OrderUnitOfWork {
     private readonly outbox?: OrderEventsOutboxPort,
   ) {}
 
-  lockByIntent(intentIds: string[]): Promise<Map<string, HeldOrder>> {
-    return this.repo.lockByIntent(this.tx, intentIds);
+  /** Orders by their own PaymentIntents, and by id (for payments that name an order but are not its own); keyed by the order's own PaymentIntent. */
+  lockByIntent(intentIds: string[], orderIds: string[] = []): Promise<Map<string, HeldOrder>> {
+    return this.repo.lockByIntent(this.tx, intentIds, orderIds);
   }
 
   lockByOrder(orderId: string): Promise<HeldOrder | null> {
@@ -67,8 +69,30 @@ export class OrderUnitOfWork {
     if (disputeId && !h.disputeId) h.disputeId = disputeId;
     h.held.amountRefunded = decision.amountRefunded;
     h.held.lastEventCreated = decision.lastEventCreated;
+    if (decision.capture) this.setCaptureFigures(h, decision.capture);
+    if (steps.includes('needs_review')) this.setReviewReason(h, decision.reason);
     this.setPaymentStatus(h, decision.intentStatus ?? h.paymentStatus);
     return steps;
+  }
+
+  /** What the PSP holds and has captured for the payment, as it last reported. */
+  setCaptureFigures(h: HeldOrder, figures: CaptureFigures): void {
+    h.amountCapturable = figures.amountCapturable;
+    if (figures.amountCaptured !== null) h.held.amountCaptured = figures.amountCaptured;
+    if (figures.captureBefore !== undefined) h.captureBefore = figures.captureBefore;
+    this.touched.add(h);
+  }
+
+  setReviewReason(h: HeldOrder, reason: string): void {
+    h.reviewReason = reason;
+    h.orderChanged = true;
+    this.touched.add(h);
+  }
+
+  /** Lists a payment the order did not ask for (written with the other changes; listing it again updates its status). */
+  addUnexpectedPayment(h: HeldOrder, payment: UnexpectedPayment): void {
+    h.unexpected.push(payment);
+    this.touched.add(h);
   }
 
   /** The PaymentIntent's status as the PSP reported it; the payment row is written (and counts as checked). */

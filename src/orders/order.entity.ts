@@ -1,5 +1,7 @@
 import { OrderStatus } from './order-status';
 
+export type CaptureMethod = 'automatic' | 'manual';
+
 export interface OrderItem {
   sku: string;
   name: string;
@@ -19,6 +21,9 @@ export interface Order {
   customerEmail: string;
   /** The PSP's own total of refunded money; never incremented by us. */
   amountRefunded: number;
+  captureMethod: CaptureMethod;
+  /** Why the order needs a person to look at it; null otherwise. */
+  reviewReason: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

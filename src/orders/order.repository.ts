@@ -2,10 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { CombinedWrite, Database, Queryable } from '../database/database';
 import { Order, OrderItem } from './order.entity';
 import { OrderHistoryEntry } from './order-history.entity';
-import { OrderStatus } from './order-status';
-import { Payment } from './payment.entity';
+import { EXPIRABLE_STATUSES, OrderStatus } from './order-status';
+import { Payment, UnexpectedPayment } from './payment.entity';
 import { Refund } from './refund.entity';
-import { HeldState, nextRefundStatus } from './payment-state';
+import { CaptureFigures, HeldState, nextRefundStatus } from './payment-state';
 
 /**
  * An order and its payment as held under the order row lock in one unit of
@@ -19,6 +19,13 @@ export interface HeldOrder {
   /** Set when an applied event is the newest so far: the payment's last_event_id. */
   lastEventId: string | null;
   orderChanged: boolean;
+  amountCapturable: number;
+  /** End of the capture window, epoch seconds; null when none is known. */
+  captureBefore: number | null;
+  /** Set with a move to needs_review: why. */
+  reviewReason: string | null;
+  /** Payments to list as unexpected on this order (written with the other changes). */
+  unexpected: UnexpectedPayment[];
 }
 
 /** One order status change, as the transition writer records it (see order-transitions.ts). */
@@ -51,16 +58,26 @@ interface OrderRow {
   items: OrderItem[];
   customer_email: string;
   amount_refunded: number;
+  capture_method: 'automatic' | 'manual';
+  review_reason: string | null;
   created_at: Date;
   updated_at: Date;
   payment_id: string;
   payment_status: string;
   client_secret: string;
+  amount_capturable: number;
+  amount_captured: number | null;
+  capture_before: Date | null;
 }
 
-const ORDER_WITH_PAYMENT = `SELECT o.id, o.status, o.amount, o.currency, o.items, o.customer_email, o.amount_refunded, o.created_at, o.updated_at,
-    p.id AS payment_id, p.status AS payment_status, p.client_secret
+const ORDER_COLUMNS = `o.id, o.status, o.amount, o.currency, o.items, o.customer_email, o.amount_refunded, o.capture_method, o.review_reason, o.created_at, o.updated_at`;
+
+const ORDER_WITH_PAYMENT = `SELECT ${ORDER_COLUMNS},
+    p.id AS payment_id, p.status AS payment_status, p.client_secret, p.amount_capturable, p.amount_captured, p.capture_before
   FROM orders o JOIN payments p ON p.order_id = o.id`;
+
+/** Where authorized orders without a known capture window sort: last. */
+const NO_DEADLINE = '9999-12-31T00:00:00.000Z';
 
 /**
  * Locks the orders that own these PaymentIntents, in id order so two
@@ -69,7 +86,7 @@ const ORDER_WITH_PAYMENT = `SELECT o.id, o.status, o.amount, o.currency, o.items
  */
 const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded
-  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) ORDER BY o.id FOR UPDATE OF o`;
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) OR o.id = ANY($2::uuid[]) ORDER BY o.id FOR UPDATE OF o`;
 
 const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded
@@ -81,7 +98,8 @@ const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status A
  * the other rows of its join stay as they were when it started (READ COMMITTED
  * rechecks), so a payment row read in the locking statement could be one commit old.
  */
-const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id FROM payments WHERE id = ANY($1)`;
+const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id, amount_capturable, amount_captured, extract(epoch FROM capture_before)::bigint AS capture_before
+  FROM payments WHERE id = ANY($1)`;
 
 interface LockedRow {
   intent_id: string;
@@ -109,29 +127,65 @@ export class OrderRepository {
     return row ? toOrderWithPayment(row) : null;
   }
 
-  /** Newest first, keyset-paginated on (created_at, id); `limit` rows at most. */
-  async listPage(filter: { status?: OrderStatus; before?: { createdAt: Date; id: string }; limit: number }): Promise<OrderWithPayment[]> {
+  /**
+   * Newest first, keyset-paginated on (created_at, id); `limit` rows at most.
+   * Authorized orders come soonest-to-lapse first instead, keyed on
+   * (capture_before, id): the ones to capture next lead the list.
+   */
+  async listPage(filter: { status?: OrderStatus; after?: { at: Date; id: string }; limit: number }): Promise<OrderWithPayment[]> {
     const where: string[] = [];
     const params: unknown[] = [];
+    const byDeadline = filter.status === 'authorized';
+    const key = byDeadline ? `COALESCE(p.capture_before, '${NO_DEADLINE}'::timestamptz)` : 'o.created_at';
     if (filter.status) {
       params.push(filter.status);
       where.push(`o.status = $${params.length}`);
     }
-    if (filter.before) {
-      params.push(filter.before.createdAt, filter.before.id);
-      where.push(`(o.created_at, o.id) < ($${params.length - 1}, $${params.length})`);
+    if (filter.after) {
+      params.push(filter.after.at, filter.after.id);
+      where.push(`(${key}, o.id) ${byDeadline ? '>' : '<'} ($${params.length - 1}, $${params.length})`);
     }
     params.push(filter.limit);
-    const rows = await this.db.query<OrderRow>(
-      `${ORDER_WITH_PAYMENT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY o.created_at DESC, o.id DESC LIMIT $${params.length}`,
-      params,
-    );
+    const order = byDeadline ? `${key}, o.id` : `o.created_at DESC, o.id DESC`;
+    const rows = await this.db.query<OrderRow>(`${ORDER_WITH_PAYMENT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT $${params.length}`, params);
     return rows.map(toOrderWithPayment);
+  }
+
+  /** The key a page of `status` is ordered on, for the cursor after `row`. */
+  pageKey(status: OrderStatus | undefined, row: OrderWithPayment): Date {
+    if (status === 'authorized') return row.payment.captureBefore ?? new Date(NO_DEADLINE);
+    return row.order.createdAt;
+  }
+
+  /** Payments listed as unexpected on these orders. */
+  async unexpectedOf(orderIds: string[]): Promise<Array<UnexpectedPayment & { orderId: string }>> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.db.query<UnexpectedPayment & { order_id: string }>(
+      `SELECT id, order_id, amount, currency, status FROM unexpected_payments WHERE order_id = ANY($1) ORDER BY created_at, id`,
+      [orderIds],
+    );
+    return rows.map((r) => ({ id: r.id, orderId: r.order_id, amount: r.amount, currency: r.currency, status: r.status }));
+  }
+
+  /** Authorized orders whose capture window ends before `until`: they lapse unless captured. */
+  async countAuthorizationsEndingBefore(until: Date): Promise<number> {
+    const [row] = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments WHERE status = 'requires_capture' AND capture_before < $1`, [until]);
+    return row?.n ?? 0;
+  }
+
+  /** Orders unpaid since before `cutoff` (see EXPIRABLE_STATUSES), oldest first, with their PaymentIntent. */
+  async findUnpaidCreatedBefore(cutoff: Date, limit: number): Promise<Array<{ orderId: string; paymentIntentId: string }>> {
+    const rows = await this.db.query<{ id: string; payment_id: string }>(
+      `SELECT o.id, p.id AS payment_id FROM orders o JOIN payments p ON p.order_id = o.id
+        WHERE o.status = ANY($1) AND o.created_at < $2 ORDER BY o.created_at LIMIT $3`,
+      [EXPIRABLE_STATUSES, cutoff, limit],
+    );
+    return rows.map((r) => ({ orderId: r.id, paymentIntentId: r.payment_id }));
   }
 
   /** The order row alone: an order whose payment is not recorded yet (its creation is under way). */
   async findOrder(id: string): Promise<Order | null> {
-    const [row] = await this.db.query<OrderRow>(`SELECT id, status, amount, currency, items, customer_email, amount_refunded, created_at, updated_at FROM orders WHERE id = $1`, [id]);
+    const [row] = await this.db.query<OrderRow>(`SELECT ${ORDER_COLUMNS} FROM orders o WHERE o.id = $1`, [id]);
     return row ? toOrderWithPayment(row).order : null;
   }
 
@@ -158,9 +212,9 @@ export class OrderRepository {
 
   async insertOrder(q: Queryable, order: Order): Promise<void> {
     await q.query(
-      `INSERT INTO orders (id, status, amount, currency, items, customer_email, amount_refunded, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
-      [order.id, order.status, order.amount, order.currency, JSON.stringify(order.items), order.customerEmail, order.amountRefunded, order.createdAt],
+      `INSERT INTO orders (id, status, amount, currency, items, customer_email, amount_refunded, capture_method, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
+      [order.id, order.status, order.amount, order.currency, JSON.stringify(order.items), order.customerEmail, order.amountRefunded, order.captureMethod, order.createdAt],
     );
   }
 
@@ -181,9 +235,9 @@ export class OrderRepository {
   /** Records the PaymentIntent the PSP created for the order; false when it was recorded already. */
   async insertPayment(payment: Payment & { amount: number; amountReceived: number; currency: string }, at: Date): Promise<boolean> {
     const rows = await this.db.query(
-      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, created_at, checked_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING RETURNING id`,
-      [payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret, at],
+      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, amount_capturable, created_at, checked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING RETURNING id`,
+      [payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret, payment.amountCapturable, at],
     );
     return rows.length > 0;
   }
@@ -204,10 +258,14 @@ export class OrderRepository {
 
   // --- the unit of work (see order-transitions.ts): locks, then one write
 
-  /** Locks the orders owning these PaymentIntents and reads their payments fresh; keyed by PaymentIntent id. */
-  async lockByIntent(tx: Queryable, intentIds: string[]): Promise<Map<string, HeldOrder>> {
-    if (intentIds.length === 0) return new Map();
-    return this.withPayments(tx, await tx.query<LockedRow>(LOCK_ORDERS_BY_INTENT, [intentIds]));
+  /**
+   * Locks the orders owning these PaymentIntents, and the orders with these
+   * ids (named by payments that are not their own), in one statement, and
+   * reads their payments fresh; keyed by the order's own PaymentIntent id.
+   */
+  async lockByIntent(tx: Queryable, intentIds: string[], orderIds: string[] = []): Promise<Map<string, HeldOrder>> {
+    if (intentIds.length === 0 && orderIds.length === 0) return new Map();
+    return this.withPayments(tx, await tx.query<LockedRow>(LOCK_ORDERS_BY_INTENT, [intentIds, orderIds]));
   }
 
   /** Locks one order (with its payment); null when it has no payment recorded. */
@@ -219,7 +277,10 @@ export class OrderRepository {
   private async withPayments(tx: Queryable, locked: LockedRow[]): Promise<Map<string, HeldOrder>> {
     const out = new Map<string, HeldOrder>();
     if (locked.length === 0) return out;
-    const payments = await tx.query<{ id: string; status: string; last_event_created: string; dispute_id: string | null }>(READ_PAYMENTS, [
+    const payments = await tx.query<{
+      id: string; status: string; last_event_created: string; dispute_id: string | null;
+      amount_capturable: number; amount_captured: number | null; capture_before: string | null;
+    }>(READ_PAYMENTS, [
       locked.map((o) => o.intent_id),
     ]);
     const paymentById = new Map(payments.map((p) => [p.id, p]));
@@ -234,12 +295,17 @@ export class OrderRepository {
           orderAmount: o.order_amount,
           orderCurrency: o.order_currency,
           amountRefunded: o.amount_refunded,
+          amountCaptured: p.amount_captured,
           lastEventCreated: Number(p.last_event_created),
         },
         paymentStatus: p.status,
         disputeId: p.dispute_id,
         lastEventId: null,
         orderChanged: false,
+        amountCapturable: p.amount_capturable,
+        captureBefore: p.capture_before === null ? null : Number(p.capture_before),
+        reviewReason: null,
+        unexpected: [],
       });
     }
     return out;
@@ -282,18 +348,31 @@ export class OrderRepository {
     const orders = touched.filter((h) => h.orderChanged);
     if (orders.length > 0) {
       write.add(
-        (b) => `UPDATE orders SET status = u.status, amount_refunded = u.refunded, updated_at = ${b(at)}
-          FROM unnest(${b(orders.map((h) => h.held.orderId))}::uuid[], ${b(orders.map((h) => h.held.orderStatus))}::text[], ${b(orders.map((h) => h.held.amountRefunded))}::int[])
-            AS u(id, status, refunded) WHERE orders.id = u.id`,
+        (b) => `UPDATE orders SET status = u.status, amount_refunded = u.refunded, review_reason = COALESCE(u.review, orders.review_reason), updated_at = ${b(at)}
+          FROM unnest(${b(orders.map((h) => h.held.orderId))}::uuid[], ${b(orders.map((h) => h.held.orderStatus))}::text[], ${b(orders.map((h) => h.held.amountRefunded))}::int[],
+            ${b(orders.map((h) => h.reviewReason))}::text[]) AS u(id, status, refunded, review) WHERE orders.id = u.id`,
       );
     }
     if (touched.length > 0) {
       write.add(
         (b) => `UPDATE payments SET status = u.status, last_event_created = u.lec, checked_at = ${b(at)},
-            last_event_id = COALESCE(u.leid, payments.last_event_id), dispute_id = COALESCE(payments.dispute_id, u.dispute)
+            last_event_id = COALESCE(u.leid, payments.last_event_id), dispute_id = COALESCE(payments.dispute_id, u.dispute),
+            amount_capturable = u.capturable, amount_captured = u.captured, capture_before = to_timestamp(u.before)
           FROM unnest(${b(touched.map((h) => h.intentId))}::text[], ${b(touched.map((h) => h.paymentStatus))}::text[], ${b(touched.map((h) => h.held.lastEventCreated))}::bigint[],
-            ${b(touched.map((h) => h.lastEventId))}::text[], ${b(touched.map((h) => h.disputeId))}::text[]) AS u(id, status, lec, leid, dispute)
+            ${b(touched.map((h) => h.lastEventId))}::text[], ${b(touched.map((h) => h.disputeId))}::text[], ${b(touched.map((h) => h.amountCapturable))}::int[],
+            ${b(touched.map((h) => h.held.amountCaptured))}::int[], ${b(touched.map((h) => h.captureBefore))}::bigint[])
+            AS u(id, status, lec, leid, dispute, capturable, captured, before)
           WHERE payments.id = u.id`,
+      );
+    }
+    const unexpected = touched.flatMap((h) => h.unexpected.map((u) => ({ ...u, orderId: h.held.orderId })));
+    if (unexpected.length > 0) {
+      write.add(
+        (b) => `INSERT INTO unexpected_payments (id, order_id, amount, currency, status, created_at)
+          SELECT u.id, u.o, u.amount, u.currency, u.status, ${b(at)}
+          FROM unnest(${b(unexpected.map((u) => u.id))}::text[], ${b(unexpected.map((u) => u.orderId))}::uuid[], ${b(unexpected.map((u) => u.amount))}::int[],
+            ${b(unexpected.map((u) => u.currency))}::text[], ${b(unexpected.map((u) => u.status))}::text[]) AS u(id, o, amount, currency, status)
+          ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status`,
       );
     }
   }
@@ -308,9 +387,9 @@ export class OrderRepository {
    * batch's later entries; its status and updatedAt are its own transition's.
    */
   transitionViewsSql(batch: string): string {
-    return `SELECT t.n, json_build_object(
+    const base = `SELECT t.n, t.order_id, json_build_object(
         'id', o.id, 'status', t.to_status, 'amount', o.amount, 'currency', o.currency, 'items', o.items,
-        'customerEmail', o.customer_email,
+        'customerEmail', o.customer_email, 'captureMethod', o.capture_method,
         'payment', CASE WHEN p.id IS NULL THEN NULL ELSE json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret) END,
         'amountRefunded', o.amount_refunded,
         'history', (
@@ -320,6 +399,17 @@ export class OrderRepository {
         'createdAt', ${iso('o.created_at')}, 'updatedAt', ${iso('t.at')}
       ) AS data
       FROM ${batch} t JOIN orders o ON o.id = t.order_id LEFT JOIN payments p ON p.order_id = o.id`;
+    // The fields toOrderView adds only where they apply, added the same way.
+    return `SELECT v.n, CASE WHEN x.extra = '{}'::jsonb THEN v.data ELSE (v.data::jsonb || x.extra)::json END AS data
+      FROM (${base}) v JOIN orders o ON o.id = v.order_id LEFT JOIN payments p ON p.order_id = o.id
+      CROSS JOIN LATERAL (SELECT
+        CASE WHEN o.capture_method = 'manual' THEN jsonb_build_object('amountCapturable', COALESCE(p.amount_capturable, 0),
+          'captureBefore', ${iso('p.capture_before')}) ELSE '{}'::jsonb END
+        || CASE WHEN p.amount_captured IS NOT NULL THEN jsonb_build_object('amountCaptured', p.amount_captured) ELSE '{}'::jsonb END
+        || CASE WHEN o.review_reason IS NOT NULL THEN jsonb_build_object('reviewReason', o.review_reason) ELSE '{}'::jsonb END
+        || (SELECT CASE WHEN count(*) = 0 THEN '{}'::jsonb ELSE jsonb_build_object('unexpectedPayments',
+              jsonb_agg(jsonb_build_object('id', u.id, 'amount', u.amount, 'currency', u.currency, 'status', u.status) ORDER BY u.created_at, u.id)) END
+            FROM unexpected_payments u WHERE u.order_id = o.id) AS extra) x`;
   }
 
   // --- the reconciler's stale scan
@@ -356,9 +446,19 @@ function toOrderWithPayment(r: OrderRow): OrderWithPayment {
       items: r.items,
       customerEmail: r.customer_email,
       amountRefunded: r.amount_refunded,
+      captureMethod: r.capture_method,
+      reviewReason: r.review_reason,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     },
-    payment: { id: r.payment_id, orderId: r.id, status: r.payment_status, clientSecret: r.client_secret },
+    payment: {
+      id: r.payment_id,
+      orderId: r.id,
+      status: r.payment_status,
+      clientSecret: r.client_secret,
+      amountCapturable: r.amount_capturable,
+      amountCaptured: r.amount_captured,
+      captureBefore: r.capture_before,
+    },
   };
 }

@@ -6,6 +6,7 @@ import { AdminGuard } from '../common/admin.guard';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { CreateOrderDto } from './dto/create-order.dto';
 import { CreateRefundDto } from './dto/create-refund.dto';
+import { CaptureOrderDto } from './dto/capture-order.dto';
 import { ListOrdersQuery } from './dto/list-orders.query';
 import { OrderPage, OrderView, RefundResult } from './dto/order.view';
 import { OrdersService } from './orders.service';
@@ -45,7 +46,7 @@ export class OrdersController {
   @Get()
   @UseGuards(AdminGuard)
   @ApiBearerAuth('admin')
-  @ApiOperation({ summary: 'List orders, newest first, with cursor pagination' })
+  @ApiOperation({ summary: 'List orders, newest first (status=authorized: soonest capture deadline first), with cursor pagination' })
   @ApiResponse({ status: 200, type: OrderPage })
   @ApiResponse({ status: 401, ...ERROR_EXAMPLE(401, 'Unauthorized', 'This route needs Authorization: Bearer <ADMIN_API_KEY>') })
   list(@Query() query: ListOrdersQuery): Promise<OrderPage> {
@@ -65,11 +66,23 @@ export class OrdersController {
   @HttpCode(200)
   @UseGuards(AdminGuard)
   @ApiBearerAuth('admin')
-  @ApiOperation({ summary: 'Cancel an unpaid order and its PaymentIntent' })
+  @ApiOperation({ summary: 'Cancel an unpaid order and its PaymentIntent; an authorized order is voided (its hold released)' })
   @ApiResponse({ status: 200, type: OrderView })
-  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … is paid; only unpaid orders can be canceled') })
+  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … is paid; only unpaid or authorized orders can be canceled') })
   cancel(@Param('id') id: string): Promise<OrderView> {
     return this.orders.cancel(id);
+  }
+
+  @Post(':id/capture')
+  @HttpCode(200)
+  @UseGuards(AdminGuard)
+  @ApiBearerAuth('admin')
+  @ApiOperation({ summary: 'Capture an authorized order, all or part (the rest is released); paid once the PSP confirms, which its answer does' })
+  @ApiResponse({ status: 200, type: OrderView, description: 'Captured: the order is paid, with amountCaptured' })
+  @ApiResponse({ status: 400, ...ERROR_EXAMPLE(400, 'Bad Request', 'amount 5000 is more than the 3448 that is capturable') })
+  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … is pending_payment; only authorized orders can be captured') })
+  capture(@Param('id') id: string, @Body() dto: CaptureOrderDto): Promise<OrderView> {
+    return this.orders.capture(id, dto.amount);
   }
 
   @Post(':id/refunds')

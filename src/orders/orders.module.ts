@@ -1,4 +1,5 @@
-import { Module } from '@nestjs/common';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { Metrics } from '../metrics/metrics';
 import { PspModule } from '../psp/psp.module';
 import { OrderRepository } from './order.repository';
 import { OrderTransitions } from './order-transitions';
@@ -15,7 +16,16 @@ import { OrdersService } from './orders.service';
   providers: [OrderRepository, OrderTransitions, OrdersService],
   exports: [OrderRepository, OrderTransitions, OrdersService],
 })
-export class OrdersModule {}
+export class OrdersModule implements OnModuleInit {
+  constructor(private readonly metrics: Metrics, private readonly orders: OrderRepository) {}
+
+  /** The expiring-authorizations gauge is counted when /metrics is scraped (an indexed count), so it costs nothing in between. */
+  onModuleInit(): void {
+    this.metrics.onScrape(async () => {
+      this.metrics.authorizationsExpiring.set(await this.orders.countAuthorizationsEndingBefore(new Date(Date.now() + 24 * 3600 * 1000)));
+    });
+  }
+}
 
 /** The orders HTTP API (roles api and all). */
 @Module({ imports: [OrdersModule], controllers: [OrdersController] })

@@ -1,4 +1,7 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type Stripe from 'stripe';
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.module';
 import { createHash, randomUUID } from 'node:crypto';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { Database } from '../database/database';
@@ -8,8 +11,9 @@ import { ListOrdersQuery } from './dto/list-orders.query';
 import { OrderView, toOrderView } from './dto/order.view';
 import { Order } from './order.entity';
 import { OrderRepository, OrderWithPayment } from './order.repository';
-import { INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
-import { OrderTransitions } from './order-transitions';
+import { EXPIRABLE_STATUSES, INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
+import { HeldOrder, OrderTransitions, OrderUnitOfWork } from './order-transitions';
+import { captureOfIntent, decide, factFromIntent } from './payment-state';
 import { Payment } from './payment.entity';
 import { checkAmount } from './currencies';
 import { idempotencyKeyCutoff } from './idempotency-expiry';
@@ -34,6 +38,7 @@ export class OrdersService {
     private readonly orders: OrderRepository,
     private readonly transitions: OrderTransitions,
     private readonly psp: PspClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /**
@@ -68,6 +73,8 @@ export class OrdersService {
       items: dto.items.map(({ sku, name, unitAmount, quantity }) => ({ sku, name, unitAmount, quantity })),
       customerEmail: dto.customerEmail,
       amountRefunded: 0,
+      captureMethod: dto.captureMethod ?? this.config.captureMethod,
+      reviewReason: null,
       createdAt: now,
       updatedAt: now,
     };
@@ -104,8 +111,22 @@ export class OrdersService {
 
   /** Steps 2 and 3 of create: the PSP call (same key every time for this order), then the payment row. */
   private async recordPaymentIntent(order: Order): Promise<Payment> {
-    const intent = await this.psp.createPaymentIntent({ orderId: order.id, amount: order.amount, currency: order.currency, email: order.customerEmail });
-    const payment: Payment = { id: intent.id, orderId: order.id, status: intent.status, clientSecret: intent.client_secret ?? '' };
+    const intent = await this.psp.createPaymentIntent({
+      orderId: order.id,
+      amount: order.amount,
+      currency: order.currency,
+      email: order.customerEmail,
+      captureMethod: order.captureMethod,
+    });
+    const payment: Payment = {
+      id: intent.id,
+      orderId: order.id,
+      status: intent.status,
+      clientSecret: intent.client_secret ?? '',
+      amountCapturable: intent.amount_capturable ?? 0,
+      amountCaptured: null,
+      captureBefore: null,
+    };
     try {
       await this.orders.insertPayment({ ...payment, amount: intent.amount, amountReceived: intent.amount_received ?? 0, currency: intent.currency }, new Date());
     } catch (err) {
@@ -136,26 +157,39 @@ export class OrdersService {
   }
 
   private async view(found: OrderWithPayment): Promise<OrderView> {
-    return toOrderView(found.order, found.payment, await this.orders.historyOf([found.order.id]));
+    const [history, unexpected] = await Promise.all([this.orders.historyOf([found.order.id]), this.orders.unexpectedOf([found.order.id])]);
+    return toOrderView(found.order, found.payment, history, unexpected);
   }
 
-  /** Newest first; the cursor is the (createdAt, id) of the last order of the previous page. */
+  /** Newest first (authorized: soonest deadline first); the cursor is the sort key and id of the last order of the previous page. */
   async list(query: ListOrdersQuery): Promise<{ data: OrderView[]; nextCursor: string | null }> {
     const limit = query.limit ?? 20;
-    const rows = await this.orders.listPage({ status: query.status, before: query.cursor ? decodeCursor(query.cursor) : undefined, limit: limit + 1 });
+    const rows = await this.orders.listPage({ status: query.status, after: query.cursor ? decodeCursor(query.cursor) : undefined, limit: limit + 1 });
     const page = rows.slice(0, limit);
-    const history = await this.orders.historyOf(page.map((r) => r.order.id));
-    const data = page.map((r) => toOrderView(r.order, r.payment, history.filter((h) => h.orderId === r.order.id)));
+    const ids = page.map((r) => r.order.id);
+    const [history, unexpected] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids)]);
+    const data = page.map((r) =>
+      toOrderView(
+        r.order,
+        r.payment,
+        history.filter((h) => h.orderId === r.order.id),
+        unexpected.filter((u) => u.orderId === r.order.id),
+      ),
+    );
     const last = page[page.length - 1];
-    return { data, nextCursor: rows.length > limit && last ? encodeCursor(last.order) : null };
+    return { data, nextCursor: rows.length > limit && last ? encodeCursor(this.orders.pageKey(query.status, last), last.order.id) : null };
   }
 
-  /** Cancels an unpaid order: the PaymentIntent first (no lock held), then the order, with the PSP's answer as the cause. */
+  /**
+   * Cancels an unpaid order, or voids an authorized one (its hold is
+   * released): the PaymentIntent first (no lock held), then the order, with
+   * the PSP's answer as the cause.
+   */
   async cancel(id: string): Promise<OrderView> {
     const { order, payment } = await this.requireOrder(id);
     if (order.status === 'canceled') return this.get(id);
-    if (!UNPAID_STATUSES.includes(order.status)) {
-      throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only unpaid orders can be canceled`);
+    if (!UNPAID_STATUSES.includes(order.status) && order.status !== 'authorized') {
+      throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only unpaid or authorized orders can be canceled`);
     }
     if (payment.status !== 'canceled') {
       const intent = await this.psp.cancelPaymentIntent(payment.id, id).catch(async (err) => {
@@ -164,19 +198,100 @@ export class OrdersService {
         if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
         const current = await this.psp.retrievePaymentIntent(payment.id);
         if (current.status === 'succeeded' || current.status === 'processing') {
+          await this.applyIntent(id, current, 'PSP state on cancel');
           throw new DomainError(ErrorCode.Conflict, `Order ${id} is already paid (or being paid) at the PSP; refund it instead`);
         }
         throw err;
       });
+      const voided = order.status === 'authorized';
       await this.transitions.run(async (uow) => {
         const held = await uow.lockByOrder(id);
-        if (!held) return;
+        if (!held || held.intentId !== intent.id) return;
         uow.setPaymentStatus(held, intent.status);
+        uow.setCaptureFigures(held, captureOfIntent(intent));
         // A webhook may have moved it meanwhile; the machine decides, and a paid order stays paid.
-        uow.transition(held, 'canceled', 'canceled by admin', null);
+        uow.transition(held, 'canceled', voided ? 'authorization voided by admin' : 'canceled by admin', null);
       });
     }
     return this.get(id);
+  }
+
+  /**
+   * Captures an authorized order, all of what is held or `amount`: the PSP
+   * first (no lock held, a key derived from the order and amount), then its
+   * answer (the PaymentIntent succeeded) through the transition writer. A PSP
+   * that says the intent was captured already (at the PSP, or by a retry of
+   * this request) counts as success.
+   */
+  async capture(id: string, amount?: number): Promise<OrderView> {
+    const { order, payment } = await this.requireOrder(id);
+    if (order.status !== 'authorized') {
+      throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only authorized orders can be captured`);
+    }
+    if (amount !== undefined && amount > payment.amountCapturable) {
+      throw new DomainError(ErrorCode.Validation, `amount ${amount} is more than the ${payment.amountCapturable} that is capturable`);
+    }
+    let intent: Stripe.PaymentIntent;
+    try {
+      intent = await this.psp.capturePaymentIntent(payment.id, id, amount);
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
+      const current = await this.psp.retrievePaymentIntent(payment.id);
+      if (current.status !== 'succeeded') {
+        await this.applyIntent(id, current, 'PSP state on capture');
+        throw new DomainError(ErrorCode.Conflict, `Order ${id} cannot be captured: its PaymentIntent is ${current.status} at the PSP (${err.message})`);
+      }
+      intent = current;
+    }
+    await this.applyIntent(id, intent, 'captured by admin');
+    return this.get(id);
+  }
+
+  /**
+   * The PaymentIntent as the PSP just answered it (the current truth), applied
+   * to the order by the pure machine through the transition writer.
+   */
+  private async applyIntent(orderId: string, intent: Stripe.PaymentIntent, cause: string): Promise<void> {
+    await this.transitions.run(async (uow) => {
+      const held = await uow.lockByOrder(orderId);
+      if (!held || held.intentId !== intent.id) return;
+      applyRetrieved(uow, held, intent, cause);
+    });
+  }
+
+  /**
+   * Expires orders unpaid for ORDER_PAYMENT_TIMEOUT_MINUTES, at most `limit`
+   * of them: each PaymentIntent is canceled at the PSP (reason abandoned, no
+   * lock held), then the order becomes expired through the writer. A
+   * PaymentIntent that can no longer be canceled (paid, or being paid) wins
+   * the race: its state is applied instead. Returns how many expired.
+   */
+  async expireUnpaid(limit = 100): Promise<number> {
+    const due = await this.orders.findUnpaidCreatedBefore(new Date(Date.now() - this.config.orderPaymentTimeoutMs), limit);
+    let expired = 0;
+    for (const { orderId, paymentIntentId } of due) {
+      try {
+        const intent = await this.psp.cancelPaymentIntent(paymentIntentId, orderId, 'abandoned').catch(async (err) => {
+          if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
+          return this.psp.retrievePaymentIntent(paymentIntentId);
+        });
+        await this.transitions.run(async (uow) => {
+          const held = await uow.lockByOrder(orderId);
+          if (!held || held.intentId !== intent.id) return;
+          // Only an order still unpaid: an event may have paid it meanwhile, and then the PSP's answer is applied as it is.
+          if (intent.status === 'canceled' && EXPIRABLE_STATUSES.includes(held.held.orderStatus)) {
+            uow.setPaymentStatus(held, intent.status);
+            if (uow.transition(held, 'expired', `unpaid after ${this.config.orderPaymentTimeoutMs / 60000} minutes: PaymentIntent canceled`, null)) expired++;
+          } else {
+            applyRetrieved(uow, held, intent, 'PSP state on expiry');
+          }
+        });
+      } catch (err) {
+        // The next pass tries again; one order's PSP failure does not stop the others.
+        this.logger.warn({ msg: 'could not expire an unpaid order', orderId, error: (err as Error).message });
+      }
+    }
+    return expired;
   }
 
   /** Asks the PSP for a refund; the order's status follows when the PSP confirms it (webhook or reconciler). */
@@ -226,16 +341,23 @@ function hashRequest(dto: CreateOrderDto): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-function encodeCursor(order: Order): string {
-  return Buffer.from(`${order.createdAt.toISOString()}|${order.id}`).toString('base64url');
+/** The PaymentIntent as the PSP answered it, decided by the pure machine and applied by the writer. */
+function applyRetrieved(uow: OrderUnitOfWork, held: HeldOrder, intent: Stripe.PaymentIntent, cause: string): void {
+  const decision = decide(held.held, factFromIntent(intent, held.held.lastEventCreated));
+  if (decision.unexpectedPayment) uow.addUnexpectedPayment(held, { id: intent.id, amount: intent.amount, currency: intent.currency, status: intent.status });
+  uow.applyDecision(held, decision, `${cause}: ${decision.reason}`, null);
 }
 
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+function encodeCursor(at: Date, id: string): string {
+  return Buffer.from(`${at.toISOString()}|${id}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { at: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
   // Only what encodeCursor writes: a Date can hold year -271821, PostgreSQL cannot (a 500).
   if (!id || !isUuid(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso ?? '') || Number.isNaN(createdAt.getTime())) {
     throw new DomainError(ErrorCode.Validation, 'cursor is not valid; pass the nextCursor of a previous page');
   }
-  return { createdAt, id };
+  return { at: createdAt, id };
 }

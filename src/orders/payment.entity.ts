@@ -6,4 +6,18 @@ export interface Payment {
   /** Stripe's PaymentIntent status, verbatim. */
   status: string;
   clientSecret: string;
+  /** Held and not captured yet (manual capture). */
+  amountCapturable: number;
+  /** Captured at the PSP; null until then. */
+  amountCaptured: number | null;
+  /** End of the capture window of an authorization; null when none is known. */
+  captureBefore: Date | null;
+}
+
+/** A succeeded payment that names the order but is not its own PaymentIntent, or came after the order closed. */
+export interface UnexpectedPayment {
+  id: string;
+  amount: number;
+  currency: string;
+  status: string;
 }

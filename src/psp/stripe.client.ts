@@ -73,7 +73,7 @@ export class StripeClient implements PspClient {
     }
   }
 
-  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string }): Promise<Stripe.PaymentIntent> {
+  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual' }): Promise<Stripe.PaymentIntent> {
     return this.call('create_payment_intent', 'creating the PaymentIntent', () =>
       this.sdk.paymentIntents.create(
         {
@@ -82,6 +82,7 @@ export class StripeClient implements PspClient {
           receipt_email: input.email,
           metadata: { order_id: input.orderId },
           automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          ...(input.captureMethod === 'manual' ? { capture_method: 'manual' as const } : {}),
         },
         { idempotencyKey: `settle:order:${input.orderId}:payment-intent` },
       ),
@@ -89,12 +90,24 @@ export class StripeClient implements PspClient {
   }
 
   retrievePaymentIntent(id: string): Promise<Stripe.PaymentIntent> {
-    return this.call('retrieve_payment_intent', 'retrieving the PaymentIntent', () => this.sdk.paymentIntents.retrieve(id));
+    return this.call('retrieve_payment_intent', 'retrieving the PaymentIntent', () => this.sdk.paymentIntents.retrieve(id, { expand: ['latest_charge'] }));
   }
 
-  cancelPaymentIntent(id: string, orderId: string): Promise<Stripe.PaymentIntent> {
+  cancelPaymentIntent(id: string, orderId: string, reason?: 'abandoned'): Promise<Stripe.PaymentIntent> {
+    const why = reason ?? 'requested_by_customer';
     return this.call('cancel_payment_intent', 'canceling the PaymentIntent', () =>
-      this.sdk.paymentIntents.cancel(id, { cancellation_reason: 'requested_by_customer' }, { idempotencyKey: `settle:order:${orderId}:cancel` }),
+      this.sdk.paymentIntents.cancel(id, { cancellation_reason: why }, { idempotencyKey: `settle:order:${orderId}:cancel:${why}` }),
+    );
+  }
+
+  /** The key names the amount: a retry captures once, and a different amount is a new request (which the PSP refuses once captured). */
+  capturePaymentIntent(id: string, orderId: string, amount?: number): Promise<Stripe.PaymentIntent> {
+    return this.call('capture_payment_intent', 'capturing the PaymentIntent', () =>
+      this.sdk.paymentIntents.capture(
+        id,
+        { ...(amount !== undefined ? { amount_to_capture: amount } : {}), expand: ['latest_charge'] },
+        { idempotencyKey: `settle:order:${orderId}:capture:${amount ?? 'all'}` },
+      ),
     );
   }
 

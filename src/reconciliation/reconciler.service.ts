@@ -5,6 +5,7 @@ import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { Metrics } from '../metrics/metrics';
 import { OrderRepository } from '../orders/order.repository';
+import { OrdersService } from '../orders/orders.service';
 import { readEvent } from '../orders/payment-state';
 import { PspClient } from '../psp/psp-client';
 import { PaymentApplier } from '../webhooks/payment-applier';
@@ -28,6 +29,8 @@ export interface ReconcileReport {
   missedEvents: number;
   stalePaymentsChecked: number;
   paymentsFixed: number;
+  /** Orders unpaid past ORDER_PAYMENT_TIMEOUT_MINUTES that this pass expired. */
+  ordersExpired: number;
   pspCalls: number;
   error?: string;
 }
@@ -40,6 +43,7 @@ export interface ReconcileReport {
  *    events in the inbox (one INSERT a page), to be applied by the processor.
  * 2. Retrieves PaymentIntents of open payments nobody has confirmed for
  *    RECONCILE_STALE_AFTER_MS, then applies each in a short transaction of its own.
+ * 3. Expires orders unpaid for ORDER_PAYMENT_TIMEOUT_MINUTES (OrdersService.expireUnpaid).
  * A pass with nothing new costs one Events API call, however many orders are open.
  */
 @Injectable()
@@ -59,6 +63,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     private readonly inbox: WebhookInbox,
     private readonly applier: PaymentApplier,
     private readonly orders: OrderRepository,
+    private readonly ordersService: OrdersService,
     private readonly state: ReconcilerStateRepository,
     private readonly scheduler: SchedulerRegistry,
     private readonly metrics: Metrics,
@@ -87,13 +92,15 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
   }
 
   private async pass(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { result: 'ok', eventsListed: 0, missedEvents: 0, stalePaymentsChecked: 0, paymentsFixed: 0, pspCalls: 0 };
+    const report: ReconcileReport = { result: 'ok', eventsListed: 0, missedEvents: 0, stalePaymentsChecked: 0, paymentsFixed: 0, ordersExpired: 0, pspCalls: 0 };
     const newEventIds: string[] = [];
     try {
       const elected = await this.state.whileElected(async () => {
         try {
           await this.pullEvents(report, newEventIds);
           await this.checkStalePayments(report);
+          report.ordersExpired = await this.ordersService.expireUnpaid();
+          this.metrics.ordersExpired.inc(report.ordersExpired);
           await this.state.recordRun(STATE_NAME, report.error ?? null);
         } finally {
           // What was stored is queued even when the pass failed later; what Redis refuses now the relay queues later.
@@ -110,7 +117,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     }
     if (report.error) return this.failed(report, new Error(report.error), false);
     this.metrics.reconcilerPasses.inc({ result: 'ok' });
-    if (report.missedEvents + report.paymentsFixed > 0) this.logger.log({ msg: 'reconciler pass found missed changes', ...report });
+    if (report.missedEvents + report.paymentsFixed + report.ordersExpired > 0) this.logger.log({ msg: 'reconciler pass found missed changes', ...report });
     return report;
   }
 

@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type Stripe from 'stripe';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from '../orders/order-transitions';
-import { Decision, PspFact, ReadEvent, decide, factFromIntent, readEvent } from '../orders/payment-state';
+import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, readEvent } from '../orders/payment-state';
+import { UnexpectedPayment } from '../orders/payment.entity';
 import { PspClient } from '../psp/psp-client';
 import { InboxMark, InboxRepository } from './webhook-inbox.repository';
 
@@ -118,12 +119,23 @@ export class PaymentApplier {
       else mark(row.id, 'ignored', 'unknown_object');
     }
 
-    const held = await uow.lockByIntent([...new Set(candidates.map((c) => c.intentId))]);
+    // Payments naming an order in metadata are locked with it too, in the same statement (one lock order): they may not be its own.
+    const namedOrders = candidates.map((c) => (c.read.fact.kind === 'payment' ? c.read.fact.orderIdInMetadata : undefined)).filter((id): id is string => !!id && isUuid(id));
+    const held = await uow.lockByIntent([...new Set(candidates.map((c) => c.intentId))], [...new Set(namedOrders)]);
+    const heldByOrder = new Map([...held.values()].map((h) => [h.held.orderId, h]));
     candidates.sort((a, b) => a.event.created - b.event.created);
     for (const c of candidates) {
       const h = held.get(c.intentId);
       if (!h) {
-        mark(c.id, 'ignored', 'unknown_object');
+        const named = c.read.fact.kind === 'payment' && c.read.fact.orderIdInMetadata ? heldByOrder.get(c.read.fact.orderIdInMetadata) : undefined;
+        // Only an order whose own payment is recorded: before that, this may be its own PaymentIntent arriving early.
+        if (named && c.read.fact.kind === 'payment') {
+          const decision = decideForeign(named.held, c.read.fact, c.intentId);
+          this.apply(uow, named, c.id, c.event, c.read.fact, decision, c.intentId);
+          mark(c.id, 'processed', decision.outcome);
+        } else {
+          mark(c.id, 'ignored', 'unknown_object');
+        }
         continue;
       }
       let fact: PspFact = c.read.fact;
@@ -144,8 +156,18 @@ export class PaymentApplier {
     return questions;
   }
 
-  private apply(uow: OrderUnitOfWork, h: HeldOrder, eventId: string, event: Stripe.Event, fact: PspFact, decision: Decision): void {
+  /** `paymentId` is the PaymentIntent the event concerns when it is not the order's own. */
+  private apply(uow: OrderUnitOfWork, h: HeldOrder, eventId: string, event: Stripe.Event, fact: PspFact, decision: Decision, paymentId = h.intentId): void {
     const disputeId = fact.kind === 'dispute' ? fact.disputeId : undefined;
+    if (paymentId !== h.intentId) {
+      // Not the order's payment: none of its figures or its age apply to the order's own.
+      if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
+      const steps = decision.steps.filter((to) => uow.transition(h, to, `${event.type}: ${decision.reason}`, eventId));
+      if (steps.includes('needs_review')) uow.setReviewReason(h, decision.reason);
+      this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus, paymentId });
+      return;
+    }
+    if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
     const steps = uow.applyDecision(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, disputeId);
     this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
   }
@@ -160,7 +182,9 @@ export class PaymentApplier {
     return this.transitions.run(async (uow) => {
       const h = (await uow.lockByIntent([intent.id])).get(intent.id);
       if (!h) return null;
-      const decision = decide(h.held, factFromIntent(intent, h.held.lastEventCreated));
+      const fact = factFromIntent(intent, h.held.lastEventCreated);
+      const decision = decide(h.held, fact);
+      if (decision.unexpectedPayment) uow.addUnexpectedPayment(h, unexpectedOf(intent.id, fact, h));
       let recordId: string | null = null;
       if (decision.steps.length > 0) {
         recordId = `rec_${intent.id}_${Date.now()}`;
@@ -172,4 +196,13 @@ export class PaymentApplier {
       return decision;
     });
   }
+}
+
+/** The unexpected payment to list, from what the PSP said of it. */
+function unexpectedOf(paymentId: string, fact: PaymentFact, h: HeldOrder): UnexpectedPayment {
+  return { id: paymentId, amount: fact.amount ?? 0, currency: fact.currency ?? h.held.orderCurrency, status: fact.intentStatus };
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
 }

@@ -40,10 +40,12 @@ export class FakePsp implements PspClient {
     await this.onCall(operation);
   }
 
-  async createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string }): Promise<Stripe.PaymentIntent> {
+  async createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual' }): Promise<Stripe.PaymentIntent> {
     await this.call('create_payment_intent');
     return this.setIntent(`pi_fake_${++this.next}`, {
       status: 'requires_payment_method',
+      capture_method: input.captureMethod,
+      amount_capturable: 0,
       amount: input.amount,
       amount_received: 0,
       currency: input.currency,
@@ -60,9 +62,16 @@ export class FakePsp implements PspClient {
     return intent;
   }
 
-  async cancelPaymentIntent(id: string): Promise<Stripe.PaymentIntent> {
+  async cancelPaymentIntent(id: string, _orderId: string, reason?: 'abandoned'): Promise<Stripe.PaymentIntent> {
     await this.call('cancel_payment_intent');
-    return this.setIntent(id, { status: 'canceled' });
+    return this.setIntent(id, { status: 'canceled', cancellation_reason: reason ?? 'requested_by_customer', amount_capturable: 0 });
+  }
+
+  async capturePaymentIntent(id: string, _orderId: string, amount?: number): Promise<Stripe.PaymentIntent> {
+    await this.call('capture_payment_intent');
+    const intent = this.intents.get(id);
+    if (!intent) throw new Error(`no such PaymentIntent ${id}`);
+    return this.setIntent(id, { status: 'succeeded', amount_received: amount ?? intent.amount_capturable, amount_capturable: 0 });
   }
 
   async createRefund(): Promise<Stripe.Refund> {

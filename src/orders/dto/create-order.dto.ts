@@ -1,7 +1,7 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsArray, IsEmail, IsInt, IsString, Length, Matches, Max, MaxLength, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsArray, IsEmail, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, MaxLength, Min, ValidateNested,
 } from 'class-validator';
 
 export class OrderItemDto {
@@ -48,4 +48,13 @@ export class CreateOrderDto {
   @IsEmail({}, { message: 'customerEmail must be an email address' })
   @MaxLength(254)
   customerEmail: string;
+
+  @ApiPropertyOptional({
+    enum: ['automatic', 'manual'],
+    example: 'manual',
+    description: 'manual: the payment is only authorized; capture it with POST /orders/:id/capture (default: CAPTURE_METHOD)',
+  })
+  @IsOptional()
+  @IsIn(['automatic', 'manual'], { message: 'captureMethod must be "automatic" or "manual"' })
+  captureMethod?: 'automatic' | 'manual';
 }

@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { Order } from '../order.entity';
 import { OrderHistoryEntry } from '../order-history.entity';
-import { Payment } from '../payment.entity';
+import { Payment, UnexpectedPayment } from '../payment.entity';
 import { ORDER_STATUSES, OrderStatus } from '../order-status';
 
 export class OrderItemView {
@@ -15,6 +15,13 @@ export class PaymentView {
   @ApiProperty({ example: 'pi_3Q0abc' }) id: string;
   @ApiProperty({ example: 'requires_payment_method', description: "The PaymentIntent's status at the PSP" }) status: string;
   @ApiProperty({ example: 'pi_3Q0abc_secret_xyz', description: 'For the checkout client (Stripe.js) to confirm the payment' }) clientSecret: string;
+}
+
+export class UnexpectedPaymentView {
+  @ApiProperty({ example: 'pi_3Q0def' }) id: string;
+  @ApiProperty({ example: 3448 }) amount: number;
+  @ApiProperty({ example: 'usd' }) currency: string;
+  @ApiProperty({ example: 'succeeded' }) status: string;
 }
 
 export class HistoryEntryView {
@@ -33,11 +40,20 @@ export class OrderView {
   @ApiProperty({ example: 'usd' }) currency: string;
   @ApiProperty({ type: [OrderItemView] }) items: OrderItemView[];
   @ApiProperty({ example: 'ada@example.com' }) customerEmail: string;
+  @ApiProperty({ enum: ['automatic', 'manual'], example: 'automatic', description: 'manual: the payment is authorized first and captured with POST /orders/:id/capture' })
+  captureMethod: 'automatic' | 'manual';
   @ApiProperty({ type: PaymentView, nullable: true }) payment: PaymentView | null;
   @ApiProperty({ example: 0, description: "The PSP's total refunded, minor units" }) amountRefunded: number;
   @ApiProperty({ type: [HistoryEntryView] }) history: HistoryEntryView[];
   @ApiProperty({ example: '2026-11-23T10:00:00.000Z' }) createdAt: string;
   @ApiProperty({ example: '2026-11-23T10:00:05.000Z' }) updatedAt: string;
+  @ApiProperty({ required: false, example: 3448, description: 'Manual capture: held and not captured yet, minor units' }) amountCapturable?: number;
+  @ApiProperty({ required: false, nullable: true, type: String, example: '2026-11-30T10:00:00.000Z', description: 'Manual capture: the authorization lapses at this time unless captured' })
+  captureBefore?: string | null;
+  @ApiProperty({ required: false, example: 3000, description: 'Captured at the PSP (less than amount after a partial capture); present once captured' }) amountCaptured?: number;
+  @ApiProperty({ required: false, example: 'payment succeeded after the order was expired', description: 'Present when the status is needs_review' }) reviewReason?: string;
+  @ApiProperty({ required: false, type: [UnexpectedPaymentView], description: 'Money taken that the order did not ask for; present when any' })
+  unexpectedPayments?: UnexpectedPaymentView[];
 }
 
 export class OrderPage {
@@ -56,18 +72,31 @@ export class RefundResult {
   @ApiProperty({ type: OrderView }) order: OrderView;
 }
 
-export function toOrderView(order: Order, payment: Payment | null, history: OrderHistoryEntry[]): OrderView {
-  return {
+/**
+ * The view of GET /orders/:id. OrderRepository.transitionViewsSql builds the
+ * same object in SQL for the outgoing order events: change both together.
+ */
+export function toOrderView(order: Order, payment: Payment | null, history: OrderHistoryEntry[], unexpected: UnexpectedPayment[] = []): OrderView {
+  const view: OrderView = {
     id: order.id,
     status: order.status,
     amount: order.amount,
     currency: order.currency,
     items: order.items,
     customerEmail: order.customerEmail,
+    captureMethod: order.captureMethod,
     payment: payment ? { id: payment.id, status: payment.status, clientSecret: payment.clientSecret } : null,
     amountRefunded: order.amountRefunded,
     history: history.map((h) => ({ from: h.from, to: h.to, at: h.at.toISOString(), reason: h.reason, eventId: h.eventId })),
     createdAt: order.createdAt.toISOString(),
     updatedAt: order.updatedAt.toISOString(),
   };
+  if (order.captureMethod === 'manual') {
+    view.amountCapturable = payment?.amountCapturable ?? 0;
+    view.captureBefore = payment?.captureBefore ? payment.captureBefore.toISOString() : null;
+  }
+  if (payment && payment.amountCaptured !== null) view.amountCaptured = payment.amountCaptured;
+  if (order.reviewReason !== null) view.reviewReason = order.reviewReason;
+  if (unexpected.length > 0) view.unexpectedPayments = unexpected.map(({ id, amount, currency, status }) => ({ id, amount, currency, status }));
+  return view;
 }
