@@ -2,6 +2,7 @@ import type Stripe from 'stripe';
 import { DomainError, ErrorCode } from '../../src/common/errors/domain-error';
 import { Metrics } from '../../src/metrics/metrics';
 import { OPEN_INTENT_STATUSES } from '../../src/orders/order.repository';
+import { EXPIRABLE_STATUSES } from '../../src/orders/order-status';
 import { OrdersService } from '../../src/orders/orders.service';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { PaymentApplier } from '../../src/webhooks/payment-applier';
@@ -163,5 +164,80 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     const { rows } = await tier.db.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'payments_open_checked_idx'`);
     const indexed = [...String(rows[0].indexdef).matchAll(/'(\w+)'::text/g)].map((m) => m[1]);
     expect(indexed.sort()).toEqual([...OPEN_INTENT_STATUSES].sort());
+  });
+
+  it('expires the same unpaid statuses as the partial index orders_unpaid_created_idx covers', async () => {
+    const { rows } = await tier.db.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_unpaid_created_idx'`);
+    const indexed = [...String(rows[0].indexdef).matchAll(/'(\w+)'::text/g)].map((m) => m[1]);
+    expect(indexed.sort()).toEqual([...EXPIRABLE_STATUSES].sort());
+  });
+
+  const newManualOrder = async () => {
+    const { order } = await orders.create({ currency: 'usd', items: [{ sku: 'A', name: 'A', unitAmount: 1000, quantity: 1 }], customerEmail: 'a@example.com', captureMethod: 'manual' });
+    tier.psp.calls.length = 0;
+    return { orderId: order.id, intentId: (order.payment as { id: string }).id };
+  };
+
+  it('captures with no transaction open during the PSP call; the success webhook applied meanwhile leaves one transition to paid', async () => {
+    const o = await newManualOrder();
+    const authorizedAt = Math.floor(Date.now() / 1000) - 10;
+    await applier.applyEvents([await storeIntentEvent(o, 'payment_intent.amount_capturable_updated', 'requires_capture', authorizedAt, { amount_capturable: 1000 })]);
+    expect(await statusOf(o.orderId)).toBe('authorized');
+    const seenOpen: number[] = [];
+    const success = await storeIntentEvent(o, 'payment_intent.succeeded', 'succeeded', authorizedAt + 1, { amount_received: 600 });
+    tier.psp.setIntent(o.intentId, { status: 'requires_capture', amount: 1000, amount_capturable: 1000 });
+    tier.psp.onCall = async (operation) => {
+      seenOpen.push(await openTransactions(tier.db));
+      if (operation === 'capture_payment_intent') await applier.applyEvents([success]);
+    };
+    const view = await orders.capture(o.orderId, 600);
+    expect(seenOpen).toEqual([0]);
+    expect(view).toMatchObject({ status: 'paid', amountCaptured: 600, amountCapturable: 0 });
+    expect((await history(o.orderId)).map((h) => h.to_status)).toEqual(['authorized', 'paid']);
+    await expect(orders.capture(o.orderId)).rejects.toMatchObject({ code: ErrorCode.Conflict });
+  });
+
+  it('refuses to capture more than is held, before asking the PSP', async () => {
+    const o = await newManualOrder();
+    await applier.applyEvents([await storeIntentEvent(o, 'payment_intent.amount_capturable_updated', 'requires_capture', Math.floor(Date.now() / 1000), { amount_capturable: 1000 })]);
+    await expect(orders.capture(o.orderId, 1001)).rejects.toMatchObject({ code: ErrorCode.Validation, message: expect.stringMatching(/amount 1001 is more than the 1000/) });
+    expect(tier.psp.calls).toEqual([]);
+  });
+
+  it('expires an unpaid order past the timeout: the PaymentIntent canceled at the PSP with no transaction open, then the order', async () => {
+    const o = await newOrder();
+    await tier.db.query(`UPDATE orders SET created_at = now() - interval '2 days' WHERE id = $1`, [o.orderId]);
+    const seenOpen: number[] = [];
+    tier.psp.onCall = async () => void seenOpen.push(await openTransactions(tier.db));
+    expect(await orders.expireUnpaid()).toBeGreaterThanOrEqual(1);
+    expect(seenOpen.every((n) => n === 0)).toBe(true);
+    expect(tier.psp.intents.get(o.intentId)).toMatchObject({ status: 'canceled', cancellation_reason: 'abandoned' });
+    expect(await statusOf(o.orderId)).toBe('expired');
+    expect(await orders.expireUnpaid()).toBe(0);
+  });
+
+  it('lets a payment that wins the race against expiry end paid: the PSP refuses the cancel and its state is applied', async () => {
+    const o = await newOrder();
+    await tier.db.query(`UPDATE orders SET created_at = now() - interval '2 days' WHERE id = $1`, [o.orderId]);
+    tier.psp.setIntent(o.intentId, { status: 'succeeded', amount_received: 1000 });
+    tier.psp.onCall = async (operation) => {
+      if (operation === 'cancel_payment_intent') throw new DomainError(ErrorCode.PspRejected, 'You cannot cancel this PaymentIntent because it has a status of succeeded.');
+    };
+    await orders.expireUnpaid();
+    expect(await statusOf(o.orderId)).toBe('paid');
+  });
+
+  it('sends an order to needs_review when another PaymentIntent naming it succeeds, and lists that payment', async () => {
+    const o = await newOrder();
+    await applier.applyEvents([await storeIntentEvent(o, 'payment_intent.succeeded', 'succeeded', Math.floor(Date.now() / 1000))]);
+    const other = { orderId: o.orderId, intentId: 'pi_fake_dashboard_charge' };
+    const failed = await storeIntentEvent(other, 'payment_intent.payment_failed', 'requires_payment_method', Math.floor(Date.now() / 1000));
+    expect((await applier.applyEvents([failed])).get(failed)).toBe('noop');
+    expect(await statusOf(o.orderId)).toBe('paid');
+    const taken = await storeIntentEvent(other, 'payment_intent.succeeded', 'succeeded', Math.floor(Date.now() / 1000), { amount: 700 });
+    await applier.applyEvents([taken, taken]);
+    const view = await orders.get(o.orderId);
+    expect(view).toMatchObject({ status: 'needs_review', reviewReason: expect.stringMatching(/pi_fake_dashboard_charge took 700 usd/), unexpectedPayments: [{ id: 'pi_fake_dashboard_charge', amount: 700, currency: 'usd', status: 'succeeded' }] });
+    expect(view.history.map((h) => h.to)).toEqual(['paid', 'needs_review']);
   });
 });
