@@ -34,7 +34,7 @@ export const HANDLED_EVENT_TYPES = [
   'charge.dispute.closed',
   'charge.dispute.funds_withdrawn',
   'charge.dispute.funds_reinstated',
-  // Not read yet: an authorization that lapsed (issue 15).
+  // An authorization that lapsed: recorded; the payment_intent.canceled (reason automatic) that follows expires the order.
   'charge.expired',
   // Not read yet: hosted Checkout Sessions (issue 18).
   'checkout.session.completed',
