@@ -337,6 +337,8 @@ function hashRequest(dto: CreateOrderDto): string {
     currency: dto.currency,
     customerEmail: dto.customerEmail,
     items: dto.items.map((i) => [i.sku, i.name, i.unitAmount, i.quantity]),
+    // Only when given, so keys stored before the field existed still replay.
+    ...(dto.captureMethod !== undefined ? { captureMethod: dto.captureMethod } : {}),
   });
   return createHash('sha256').update(canonical).digest('hex');
 }
