@@ -38,6 +38,19 @@ export class OrderUnitOfWork {
     return this.repo.lockByOrder(this.tx, orderId);
   }
 
+  /**
+   * The order's Checkout Session has created `intentId`: from now on the
+   * payment is keyed by it (written at once, under the order's lock). True when
+   * it was attached now; false when the payment already has its PaymentIntent.
+   */
+  async attachIntent(h: HeldOrder, intentId: string): Promise<boolean> {
+    if (!h.checkoutSessionId || h.intentId !== h.checkoutSessionId || intentId === h.intentId) return false;
+    await this.repo.attachIntentToSession(this.tx, h.checkoutSessionId, intentId);
+    h.intentId = intentId;
+    this.touched.add(h);
+    return true;
+  }
+
   /** Records a refund's status under the held order's lock; returns the PSP's refunded total for the payment. */
   recordRefund(h: HeldOrder, refund: { id: string; amount: number; status: string }): Promise<number> {
     return this.repo.recordRefund(this.tx, h.held.orderId, h.intentId, refund);

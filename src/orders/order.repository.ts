@@ -26,6 +26,8 @@ export interface HeldOrder {
   reviewReason: string | null;
   /** Payments to list as unexpected on this order (written with the other changes). */
   unexpected: UnexpectedPayment[];
+  /** The order is paid on this Checkout Session; intentId is the session's id until its PaymentIntent is attached. */
+  checkoutSessionId: string | null;
 }
 
 /** One order status change, as the transition writer records it (see order-transitions.ts). */
@@ -44,11 +46,11 @@ export interface OrderWithPayment {
 }
 
 /**
- * PaymentIntent statuses that can still change on their own: the reconciler's
- * stale scan. Keep in step with the predicate of the partial index
+ * PaymentIntent statuses that can still change on their own, and an open
+ * Checkout Session's (`open`): the reconciler's stale scan. Keep in step with the predicate of the partial index
  * payments_open_checked_idx (a service-tier test compares the two).
  */
-export const OPEN_INTENT_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture'];
+export const OPEN_INTENT_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture', 'open'];
 
 interface OrderRow {
   id: string;
@@ -65,6 +67,8 @@ interface OrderRow {
   payment_id: string;
   payment_status: string;
   client_secret: string;
+  checkout_session_id: string | null;
+  checkout_url: string | null;
   amount_capturable: number;
   amount_captured: number | null;
   capture_before: Date | null;
@@ -73,7 +77,7 @@ interface OrderRow {
 const ORDER_COLUMNS = `o.id, o.status, o.amount, o.currency, o.items, o.customer_email, o.amount_refunded, o.capture_method, o.review_reason, o.created_at, o.updated_at`;
 
 const ORDER_WITH_PAYMENT = `SELECT ${ORDER_COLUMNS},
-    p.id AS payment_id, p.status AS payment_status, p.client_secret, p.amount_capturable, p.amount_captured, p.capture_before
+    p.id AS payment_id, p.status AS payment_status, p.client_secret, p.checkout_session_id, p.checkout_url, p.amount_capturable, p.amount_captured, p.capture_before
   FROM orders o JOIN payments p ON p.order_id = o.id`;
 
 /** Where authorized orders without a known capture window sort: last. */
@@ -85,11 +89,12 @@ const NO_DEADLINE = '9999-12-31T00:00:00.000Z';
  * inbox rows -> order rows -> payment rows).
  */
 const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
-    o.currency AS order_currency, o.amount_refunded
-  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) OR o.id = ANY($2::uuid[]) ORDER BY o.id FOR UPDATE OF o`;
+    o.currency AS order_currency, o.amount_refunded, o.capture_method
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) OR p.checkout_session_id = ANY($1) OR o.id = ANY($2::uuid[])
+  ORDER BY o.id FOR UPDATE OF o`;
 
 const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
-    o.currency AS order_currency, o.amount_refunded
+    o.currency AS order_currency, o.amount_refunded, o.capture_method
   FROM payments p JOIN orders o ON o.id = p.order_id WHERE o.id = $1 FOR UPDATE OF o`;
 
 /**
@@ -98,7 +103,8 @@ const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status A
  * the other rows of its join stay as they were when it started (READ COMMITTED
  * rechecks), so a payment row read in the locking statement could be one commit old.
  */
-const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id, amount_capturable, amount_captured, extract(epoch FROM capture_before)::bigint AS capture_before
+const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id, amount_capturable, amount_captured, extract(epoch FROM capture_before)::bigint AS capture_before,
+    checkout_session_id
   FROM payments WHERE id = ANY($1)`;
 
 interface LockedRow {
@@ -108,6 +114,7 @@ interface LockedRow {
   order_amount: number;
   order_currency: string;
   amount_refunded: number;
+  capture_method: 'automatic' | 'manual';
 }
 
 /**
@@ -235,9 +242,12 @@ export class OrderRepository {
   /** Records the PaymentIntent the PSP created for the order; false when it was recorded already. */
   async insertPayment(payment: Payment & { amount: number; amountReceived: number; currency: string }, at: Date): Promise<boolean> {
     const rows = await this.db.query(
-      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, amount_capturable, created_at, checked_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING RETURNING id`,
-      [payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret, payment.amountCapturable, at],
+      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, amount_capturable, checkout_session_id, checkout_url, created_at, checked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING RETURNING id`,
+      [
+        payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret,
+        payment.amountCapturable, payment.checkoutSessionId, payment.checkoutUrl, at,
+      ],
     );
     return rows.length > 0;
   }
@@ -279,7 +289,7 @@ export class OrderRepository {
     if (locked.length === 0) return out;
     const payments = await tx.query<{
       id: string; status: string; last_event_created: string; dispute_id: string | null;
-      amount_capturable: number; amount_captured: number | null; capture_before: string | null;
+      amount_capturable: number; amount_captured: number | null; capture_before: string | null; checkout_session_id: string | null;
     }>(READ_PAYMENTS, [
       locked.map((o) => o.intent_id),
     ]);
@@ -287,7 +297,7 @@ export class OrderRepository {
     for (const o of locked) {
       const p = paymentById.get(o.intent_id);
       if (!p) continue;
-      out.set(o.intent_id, {
+      const h: HeldOrder = {
         intentId: o.intent_id,
         held: {
           orderId: o.order_id,
@@ -296,6 +306,7 @@ export class OrderRepository {
           orderCurrency: o.order_currency,
           amountRefunded: o.amount_refunded,
           amountCaptured: p.amount_captured,
+          captureMethod: o.capture_method,
           lastEventCreated: Number(p.last_event_created),
         },
         paymentStatus: p.status,
@@ -306,7 +317,11 @@ export class OrderRepository {
         captureBefore: p.capture_before === null ? null : Number(p.capture_before),
         reviewReason: null,
         unexpected: [],
-      });
+        checkoutSessionId: p.checkout_session_id,
+      };
+      out.set(o.intent_id, h);
+      // Session events name the session: the order is found by it too, before and after its PaymentIntent is attached.
+      if (p.checkout_session_id) out.set(p.checkout_session_id, h);
     }
     return out;
   }
@@ -390,7 +405,9 @@ export class OrderRepository {
     const base = `SELECT t.n, t.order_id, json_build_object(
         'id', o.id, 'status', t.to_status, 'amount', o.amount, 'currency', o.currency, 'items', o.items,
         'customerEmail', o.customer_email, 'captureMethod', o.capture_method,
-        'payment', CASE WHEN p.id IS NULL THEN NULL ELSE json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret) END,
+        'payment', CASE WHEN p.id IS NULL THEN NULL WHEN p.checkout_session_id IS NULL THEN json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret)
+          ELSE json_build_object('id', CASE WHEN p.id = p.checkout_session_id THEN NULL ELSE p.id END, 'status', p.status, 'clientSecret', NULLIF(p.client_secret, ''),
+            'checkoutSessionId', p.checkout_session_id, 'checkoutUrl', p.checkout_url) END,
         'amountRefunded', o.amount_refunded,
         'history', (
           SELECT COALESCE(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'at', ${iso('h.at')}, 'reason', h.reason, 'eventId', h.event_id) ORDER BY h.id), '[]'::json)
@@ -410,6 +427,15 @@ export class OrderRepository {
         || (SELECT CASE WHEN count(*) = 0 THEN '{}'::jsonb ELSE jsonb_build_object('unexpectedPayments',
               jsonb_agg(jsonb_build_object('id', u.id, 'amount', u.amount, 'currency', u.currency, 'status', u.status) ORDER BY u.created_at, u.id)) END
             FROM unexpected_payments u WHERE u.order_id = o.id) AS extra) x`;
+  }
+
+  /**
+   * The Checkout Session created its PaymentIntent: the payment row, keyed by
+   * the session's id until now, is keyed by the PaymentIntent's from here on.
+   * Run under the order's lock, before the unit of work's combined write.
+   */
+  async attachIntentToSession(tx: Queryable, sessionId: string, intentId: string): Promise<void> {
+    await tx.query(`UPDATE payments SET id = $2 WHERE id = $1 AND checkout_session_id = $1`, [sessionId, intentId]);
   }
 
   // --- the reconciler's stale scan
@@ -456,6 +482,8 @@ function toOrderWithPayment(r: OrderRow): OrderWithPayment {
       orderId: r.id,
       status: r.payment_status,
       clientSecret: r.client_secret,
+      checkoutSessionId: r.checkout_session_id,
+      checkoutUrl: r.checkout_url,
       amountCapturable: r.amount_capturable,
       amountCaptured: r.amount_captured,
       captureBefore: r.capture_before,

@@ -9,7 +9,7 @@ const ORDER_ID = '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c';
 const AMOUNT = 3448;
 
 function held(overrides: Partial<HeldState> = {}): HeldState {
-  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, amountCaptured: null, lastEventCreated: 0, ...overrides };
+  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, amountCaptured: null, captureMethod: 'automatic', lastEventCreated: 0, ...overrides };
 }
 
 function pay(target: OrderStatus | null, created: number, extra: Partial<Extract<PspFact, { kind: 'payment' }>> = {}): PspFact {

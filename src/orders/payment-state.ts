@@ -24,6 +24,7 @@ export interface HeldState {
   amountRefunded: number;
   /** What the PSP captured (less than the amount after a partial capture); null until captured. */
   amountCaptured: number | null;
+  captureMethod: 'automatic' | 'manual';
   /** `created` of the newest event applied, epoch seconds; 0 when none. */
   lastEventCreated: number;
 }
@@ -52,6 +53,8 @@ export interface PaymentFact {
   /** The PaymentIntent as retrieved now: the current truth, not an event that may be old. */
   authoritative?: boolean;
   capture?: CaptureFigures;
+  /** Said by a Checkout Session, which reads a held authorization as paid too. */
+  fromSession?: boolean;
 }
 
 /** The PSP's own total of refunded money for the charge (never an increment). */
@@ -120,6 +123,8 @@ export function decide(held: HeldState, fact: PspFact): Decision {
   const none = (outcome: Outcome, reason: string): Decision => ({ ...base, outcome, steps: [], reason });
 
   if (fact.kind === 'payment') {
+    // A session of a manual-capture order is "paid" once the funds are held: that is an authorization until captured.
+    if (fact.fromSession && fact.target === 'paid' && held.captureMethod === 'manual' && held.amountCaptured === null) fact = { ...fact, target: 'authorized', intentStatus: 'requires_capture' };
     const problem = mismatch(held, fact);
     if (problem) {
       const steps = pathTo(held.orderStatus, 'needs_review');
@@ -239,6 +244,8 @@ export interface ReadEvent {
   paymentIntentId: string | null;
   /** Set when only the charge is named (some disputes): the caller resolves its PaymentIntent. */
   chargeId?: string;
+  /** The Checkout Session the event concerns (its PaymentIntent, when it has one yet, is paymentIntentId). */
+  checkoutSessionId?: string;
   fact: PspFact;
   /** A refund object to record in the refunds table. */
   refund?: { id: string; amount: number; status: string };
@@ -296,6 +303,11 @@ export function readEvent(event: Pick<Stripe.Event, 'type' | 'created' | 'data'>
       },
     };
   }
+  if (event.type.startsWith('checkout.session.')) {
+    const session = object as unknown as Stripe.Checkout.Session;
+    const fact = factFromSession(session, event.type, created);
+    return fact ? { paymentIntentId: idOf(session.payment_intent), checkoutSessionId: session.id, fact } : null;
+  }
   if (event.type === 'charge.refunded') {
     const charge = object as unknown as Stripe.Charge;
     return { paymentIntentId: idOf(charge.payment_intent), fact: { kind: 'refund', amountRefunded: refundedOfCaptured(charge), created } };
@@ -320,6 +332,41 @@ export function readEvent(event: Pick<Stripe.Event, 'type' | 'created' | 'data'>
   }
   return null;
 }
+
+/**
+ * What a Checkout Session says about the order. Completed and paid is paid;
+ * completed and unpaid waits for the delayed method's result (async_payment_*);
+ * expired means the order expired. Its PaymentIntent's own events say the same
+ * in more detail and converge through the same machine. `type` is the event's
+ * type, or undefined for a session as retrieved (the current truth).
+ */
+export function factFromSession(session: Stripe.Checkout.Session, type: string | undefined, created: number): PaymentFact | null {
+  let target: OrderStatus | null;
+  if (type === 'checkout.session.async_payment_failed') target = 'payment_failed';
+  else if (session.status === 'expired' || type === 'checkout.session.expired') target = 'expired';
+  else if (session.payment_status === 'paid' || type === 'checkout.session.async_payment_succeeded') target = 'paid';
+  else if (type === undefined || SESSION_EVENTS.includes(type)) target = null;
+  else return null;
+  const intentStatus = target === 'expired' ? 'expired' : target === 'paid' ? 'succeeded' : target === 'payment_failed' ? 'requires_payment_method' : session.status ?? 'open';
+  return {
+    kind: 'payment',
+    target,
+    intentStatus,
+    amount: session.amount_total ?? undefined,
+    currency: session.currency ?? undefined,
+    orderIdInMetadata: session.metadata?.order_id || session.client_reference_id || undefined,
+    created,
+    ...(type === undefined ? { authoritative: true } : {}),
+    fromSession: true,
+  };
+}
+
+const SESSION_EVENTS = [
+  'checkout.session.completed',
+  'checkout.session.async_payment_succeeded',
+  'checkout.session.async_payment_failed',
+  'checkout.session.expired',
+];
 
 /**
  * What was given back of the captured money. Stripe counts a released

@@ -4,7 +4,7 @@ import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { Metrics } from '../metrics/metrics';
-import { PspClient } from './psp-client';
+import { CheckoutSessionInput, PspClient } from './psp-client';
 
 /** Builds the one SDK instance; STRIPE_API_URL points it at a Stripe-compatible server (the mock PSP). */
 export function createStripeSdk(config: AppConfig): Stripe {
@@ -73,7 +73,7 @@ export class StripeClient implements PspClient {
     }
   }
 
-  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual' }): Promise<Stripe.PaymentIntent> {
+  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual'; allowRedirects?: boolean }): Promise<Stripe.PaymentIntent> {
     return this.call('create_payment_intent', 'creating the PaymentIntent', () =>
       this.sdk.paymentIntents.create(
         {
@@ -81,11 +81,46 @@ export class StripeClient implements PspClient {
           currency: input.currency,
           receipt_email: input.email,
           metadata: { order_id: input.orderId },
-          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          automatic_payment_methods: { enabled: true, allow_redirects: input.allowRedirects ? 'always' : 'never' },
           ...(input.captureMethod === 'manual' ? { capture_method: 'manual' as const } : {}),
         },
         { idempotencyKey: `settle:order:${input.orderId}:payment-intent` },
       ),
+    );
+  }
+
+  createCheckoutSession(input: CheckoutSessionInput): Promise<Stripe.Checkout.Session> {
+    const metadata = { order_id: input.orderId };
+    return this.call('create_checkout_session', 'creating the Checkout Session', () =>
+      this.sdk.checkout.sessions.create(
+        {
+          mode: 'payment',
+          line_items: input.items.map((item) => ({
+            price_data: { currency: input.currency, unit_amount: item.unitAmount, product_data: { name: item.name } },
+            quantity: item.quantity,
+          })),
+          customer_email: input.email,
+          client_reference_id: input.orderId,
+          metadata,
+          payment_intent_data: { metadata, ...(input.captureMethod === 'manual' ? { capture_method: 'manual' as const } : {}) },
+          success_url: input.successUrl,
+          cancel_url: input.cancelUrl,
+          expires_at: input.expiresAt,
+        },
+        { idempotencyKey: `settle:order:${input.orderId}:checkout-session` },
+      ),
+    );
+  }
+
+  retrieveCheckoutSession(id: string): Promise<Stripe.Checkout.Session> {
+    return this.call('retrieve_checkout_session', 'retrieving the Checkout Session', () =>
+      this.sdk.checkout.sessions.retrieve(id, { expand: ['payment_intent'] }),
+    );
+  }
+
+  expireCheckoutSession(id: string, orderId: string): Promise<Stripe.Checkout.Session> {
+    return this.call('expire_checkout_session', 'expiring the Checkout Session', () =>
+      this.sdk.checkout.sessions.expire(id, {}, { idempotencyKey: `settle:order:${orderId}:checkout-session:expire` }),
     );
   }
 

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type Stripe from 'stripe';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from '../orders/order-transitions';
-import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, readEvent } from '../orders/payment-state';
+import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, factFromSession, readEvent } from '../orders/payment-state';
 import { UnexpectedPayment } from '../orders/payment.entity';
 import { PspClient } from '../psp/psp-client';
 import { InboxMark, InboxRepository } from './webhook-inbox.repository';
@@ -106,7 +106,7 @@ export class PaymentApplier {
         mark(row.id, 'ignored', 'unknown_type');
         continue;
       }
-      let intentId = read.paymentIntentId;
+      let intentId = read.paymentIntentId ?? read.checkoutSessionId ?? null;
       if (!intentId && read.chargeId) {
         const answer = answers.get(row.id);
         if (answer?.chargeIntentId === undefined) {
@@ -121,11 +121,20 @@ export class PaymentApplier {
 
     // Payments naming an order in metadata are locked with it too, in the same statement (one lock order): they may not be its own.
     const namedOrders = candidates.map((c) => (c.read.fact.kind === 'payment' ? c.read.fact.orderIdInMetadata : undefined)).filter((id): id is string => !!id && isUuid(id));
-    const held = await uow.lockByIntent([...new Set(candidates.map((c) => c.intentId))], [...new Set(namedOrders)]);
+    const keys = candidates.flatMap((c) => [c.intentId, ...(c.read.checkoutSessionId ? [c.read.checkoutSessionId] : [])]);
+    const held = await uow.lockByIntent([...new Set(keys)], [...new Set(namedOrders)]);
     const heldByOrder = new Map([...held.values()].map((h) => [h.held.orderId, h]));
     candidates.sort((a, b) => a.event.created - b.event.created);
     for (const c of candidates) {
-      const h = held.get(c.intentId);
+      let h = held.get(c.intentId) ?? (c.read.checkoutSessionId ? held.get(c.read.checkoutSessionId) : undefined);
+      if (!h) {
+        // A PaymentIntent the order's Checkout Session created, seen before the session's own event named it: the order's own.
+        const named = c.read.fact.kind === 'payment' && c.read.fact.orderIdInMetadata ? heldByOrder.get(c.read.fact.orderIdInMetadata) : undefined;
+        if (named && (await uow.attachIntent(named, c.intentId))) h = named;
+      } else if (c.read.paymentIntentId && c.read.paymentIntentId !== h.intentId) {
+        await uow.attachIntent(h, c.read.paymentIntentId);
+      }
+      if (h) held.set(h.intentId, h);
       if (!h) {
         const named = c.read.fact.kind === 'payment' && c.read.fact.orderIdInMetadata ? heldByOrder.get(c.read.fact.orderIdInMetadata) : undefined;
         // Only an order whose own payment is recorded: before that, this may be its own PaymentIntent arriving early.
@@ -173,6 +182,23 @@ export class PaymentApplier {
   }
 
   /**
+   * Applies a Checkout Session as retrieved (by the reconciler): its
+   * PaymentIntent, once it has one (attached to the order's payment), or else
+   * the session's own state (expired, or still open).
+   */
+  async applyRetrievedSession(session: Stripe.Checkout.Session): Promise<Decision | null> {
+    const intent = typeof session.payment_intent === 'object' && session.payment_intent ? session.payment_intent : null;
+    return this.transitions.run(async (uow) => {
+      const h = (await uow.lockByIntent([session.id])).get(session.id);
+      if (!h) return null;
+      if (intent) await uow.attachIntent(h, intent.id);
+      const fact = intent ? factFromIntent(intent, h.held.lastEventCreated) : factFromSession(session, undefined, h.held.lastEventCreated);
+      if (!fact) return null;
+      return this.applyRetrieved(uow, h, fact, intent?.id ?? session.id, `reconciler.${intent ? 'payment_intent' : 'checkout_session'}`);
+    });
+  }
+
+  /**
    * Applies a PaymentIntent as retrieved (by the reconciler, before this
    * transaction) in a short transaction of its own. A change is recorded as an
    * inbox row of its own (source 'reconciler'), so every history entry names
@@ -182,19 +208,23 @@ export class PaymentApplier {
     return this.transitions.run(async (uow) => {
       const h = (await uow.lockByIntent([intent.id])).get(intent.id);
       if (!h) return null;
-      const fact = factFromIntent(intent, h.held.lastEventCreated);
-      const decision = decide(h.held, fact);
-      if (decision.unexpectedPayment) uow.addUnexpectedPayment(h, unexpectedOf(intent.id, fact, h));
-      let recordId: string | null = null;
-      if (decision.steps.length > 0) {
-        recordId = `rec_${intent.id}_${Date.now()}`;
-        const payload = JSON.stringify({ id: recordId, type: 'reconciler.payment_intent', data: { object: { id: intent.id, status: intent.status } } });
-        uow.also((write) => this.inbox.addReconcilerRecord(write, { id: recordId as string, payload, outcome: decision.outcome }));
-      }
-      const steps = uow.applyDecision(h, decision, `reconciler: ${decision.reason}`, recordId);
-      if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });
-      return decision;
+      return this.applyRetrieved(uow, h, factFromIntent(intent, h.held.lastEventCreated), intent.id, 'reconciler.payment_intent');
     });
+  }
+
+  /** A retrieved object's facts through the machine; a change is recorded as an inbox row of its own, the cause of its history entries. */
+  private applyRetrieved(uow: OrderUnitOfWork, h: HeldOrder, fact: PaymentFact, objectId: string, recordType: string): Decision {
+    const decision = decide(h.held, fact);
+    if (decision.unexpectedPayment) uow.addUnexpectedPayment(h, unexpectedOf(objectId, fact, h));
+    let recordId: string | null = null;
+    if (decision.steps.length > 0) {
+      recordId = `rec_${objectId}_${Date.now()}`;
+      const payload = JSON.stringify({ id: recordId, type: recordType, data: { object: { id: objectId, status: fact.intentStatus } } });
+      uow.also((write) => this.inbox.addReconcilerRecord(write, { id: recordId as string, payload, outcome: decision.outcome }));
+    }
+    const steps = uow.applyDecision(h, decision, `reconciler: ${decision.reason}`, recordId);
+    if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });
+    return decision;
   }
 }
 

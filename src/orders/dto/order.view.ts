@@ -12,9 +12,12 @@ export class OrderItemView {
 }
 
 export class PaymentView {
-  @ApiProperty({ example: 'pi_3Q0abc' }) id: string;
-  @ApiProperty({ example: 'requires_payment_method', description: "The PaymentIntent's status at the PSP" }) status: string;
-  @ApiProperty({ example: 'pi_3Q0abc_secret_xyz', description: 'For the checkout client (Stripe.js) to confirm the payment' }) clientSecret: string;
+  @ApiProperty({ example: 'pi_3Q0abc', nullable: true, type: String, description: 'null for a Checkout Session that has not created its PaymentIntent yet' }) id: string | null;
+  @ApiProperty({ example: 'requires_payment_method', description: "The PaymentIntent's status at the PSP (a Checkout Session's, open or expired, until it has one)" }) status: string;
+  @ApiProperty({ example: 'pi_3Q0abc_secret_xyz', nullable: true, type: String, description: 'For the checkout client (Stripe.js) to confirm the payment; null with a Checkout Session' })
+  clientSecret: string | null;
+  @ApiProperty({ required: false, example: 'cs_test_a1b2c3' }) checkoutSessionId?: string;
+  @ApiProperty({ required: false, example: 'https://checkout.stripe.com/c/pay/cs_test_a1b2c3', description: 'Send the customer here to pay' }) checkoutUrl?: string;
 }
 
 export class UnexpectedPaymentView {
@@ -85,7 +88,7 @@ export function toOrderView(order: Order, payment: Payment | null, history: Orde
     items: order.items,
     customerEmail: order.customerEmail,
     captureMethod: order.captureMethod,
-    payment: payment ? { id: payment.id, status: payment.status, clientSecret: payment.clientSecret } : null,
+    payment: payment ? paymentView(payment) : null,
     amountRefunded: order.amountRefunded,
     history: history.map((h) => ({ from: h.from, to: h.to, at: h.at.toISOString(), reason: h.reason, eventId: h.eventId })),
     createdAt: order.createdAt.toISOString(),
@@ -99,4 +102,15 @@ export function toOrderView(order: Order, payment: Payment | null, history: Orde
   if (order.reviewReason !== null) view.reviewReason = order.reviewReason;
   if (unexpected.length > 0) view.unexpectedPayments = unexpected.map(({ id, amount, currency, status }) => ({ id, amount, currency, status }));
   return view;
+}
+
+function paymentView(payment: Payment): PaymentView {
+  if (!payment.checkoutSessionId) return { id: payment.id, status: payment.status, clientSecret: payment.clientSecret };
+  return {
+    id: payment.id === payment.checkoutSessionId ? null : payment.id,
+    status: payment.status,
+    clientSecret: payment.clientSecret || null,
+    checkoutSessionId: payment.checkoutSessionId,
+    checkoutUrl: payment.checkoutUrl ?? undefined,
+  };
 }
