@@ -13,7 +13,7 @@ import { Order } from './order.entity';
 import { OrderRepository, OrderWithPayment } from './order.repository';
 import { EXPIRABLE_STATUSES, INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from './order-transitions';
-import { captureOfIntent, decide, factFromIntent } from './payment-state';
+import { DisputeRecord, captureOfIntent, decide, factFromDispute, factFromIntent } from './payment-state';
 import { Payment } from './payment.entity';
 import { checkAmount } from './currencies';
 import { idempotencyKeyCutoff } from './idempotency-expiry';
@@ -21,6 +21,8 @@ import { idempotencyKeyCutoff } from './idempotency-expiry';
 /** Stripe's largest amount for a single charge, in minor units. */
 const MAX_ORDER_AMOUNT = 99_999_999;
 const PG_UNIQUE_VIOLATION = '23505';
+/** Dispute statuses that still take evidence or acceptance. */
+const OPEN_DISPUTE_STATUSES = ['needs_response', 'warning_needs_response'];
 /** Stripe's bounds on a Checkout Session's expires_at. */
 const SESSION_MIN_MS = 30 * 60_000;
 const SESSION_MAX_MS = 24 * 3600_000;
@@ -205,8 +207,9 @@ export class OrdersService {
   }
 
   private async view(found: OrderWithPayment): Promise<OrderView> {
-    const [history, unexpected] = await Promise.all([this.orders.historyOf([found.order.id]), this.orders.unexpectedOf([found.order.id])]);
-    return toOrderView(found.order, found.payment, history, unexpected);
+    const ids = [found.order.id];
+    const [history, unexpected, disputes] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids), this.orders.disputesOf(ids)]);
+    return toOrderView(found.order, found.payment, history, unexpected, disputes.at(-1) ?? null);
   }
 
   /** Newest first (authorized: soonest deadline first); the cursor is the sort key and id of the last order of the previous page. */
@@ -215,13 +218,14 @@ export class OrdersService {
     const rows = await this.orders.listPage({ status: query.status, after: query.cursor ? decodeCursor(query.cursor) : undefined, limit: limit + 1 });
     const page = rows.slice(0, limit);
     const ids = page.map((r) => r.order.id);
-    const [history, unexpected] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids)]);
+    const [history, unexpected, disputes] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids), this.orders.disputesOf(ids)]);
     const data = page.map((r) =>
       toOrderView(
         r.order,
         r.payment,
         history.filter((h) => h.orderId === r.order.id),
         unexpected.filter((u) => u.orderId === r.order.id),
+        disputes.filter((d) => d.orderId === r.order.id).at(-1) ?? null,
       ),
     );
     const last = page[page.length - 1];
@@ -341,6 +345,38 @@ export class OrdersService {
     });
   }
 
+  /** Submits evidence for the order's open dispute; the PSP's answer (under review) is applied, its outcome comes by webhook. */
+  async submitDisputeEvidence(id: string, text: string): Promise<OrderView> {
+    const dispute = await this.requireOpenDispute(id);
+    await this.applyDispute(id, await this.psp.submitDisputeEvidence(dispute.id, id, text), 'evidence submitted by admin');
+    return this.get(id);
+  }
+
+  /** Accepts the order's open dispute: the PSP closes it as lost, and the order follows. */
+  async acceptDispute(id: string): Promise<OrderView> {
+    const dispute = await this.requireOpenDispute(id);
+    await this.applyDispute(id, await this.psp.closeDispute(dispute.id, id), 'dispute accepted by admin');
+    return this.get(id);
+  }
+
+  private async requireOpenDispute(id: string): Promise<DisputeRecord> {
+    await this.requireOrder(id);
+    const dispute = (await this.orders.disputesOf([id])).at(-1);
+    if (!dispute || !OPEN_DISPUTE_STATUSES.includes(dispute.status)) {
+      throw new DomainError(ErrorCode.Conflict, dispute ? `Order ${id}'s dispute ${dispute.id} is ${dispute.status}; it can no longer be answered` : `Order ${id} has no open dispute`);
+    }
+    return dispute;
+  }
+
+  private async applyDispute(orderId: string, dispute: Stripe.Dispute, cause: string): Promise<void> {
+    await this.transitions.run(async (uow) => {
+      const held = await uow.lockByOrder(orderId);
+      if (!held) return;
+      const decision = decide(held.held, factFromDispute(dispute, held.held.lastEventCreated, true));
+      uow.applyDecision(held, decision, `${cause}: ${decision.reason}`, null);
+    });
+  }
+
   /**
    * The PaymentIntent as the PSP just answered it (the current truth), applied
    * to the order by the pure machine through the transition writer.
@@ -401,7 +437,8 @@ export class OrdersService {
     const refunds = await this.orders.refundsOf(id);
     // Count pending refunds too, so two quick requests cannot over-refund between PSP confirmations.
     const committed = refunds.filter((r) => !['failed', 'canceled'].includes(r.status)).reduce((s, r) => s + r.amount, 0);
-    const remaining = order.amount - Math.max(order.amountRefunded, committed);
+    // After a partial capture only the captured sum can go back.
+    const remaining = (payment.amountCaptured ?? order.amount) - Math.max(order.amountRefunded, committed);
     if (remaining <= 0) throw new DomainError(ErrorCode.Conflict, `Order ${id} has nothing left to refund`);
     const amount = requested ?? remaining;
     if (amount > remaining) {

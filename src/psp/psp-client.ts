@@ -29,6 +29,10 @@ export abstract class PspClient {
   /** `sequence` numbers the order's refunds: a retry of the same request gets the same Refund back. */
   abstract createRefund(input: { orderId: string; paymentIntentId: string; amount: number; sequence: number }): Promise<Stripe.Refund>;
   abstract retrieveCharge(id: string): Promise<Stripe.Charge>;
+  /** Submits evidence (free text) for a dispute. */
+  abstract submitDisputeEvidence(id: string, orderId: string, text: string): Promise<Stripe.Dispute>;
+  /** Accepts a dispute: it closes as lost. */
+  abstract closeDispute(id: string, orderId: string): Promise<Stripe.Dispute>;
   abstract listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>>;
 }
 

@@ -1,10 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { Metrics } from '../metrics/metrics';
 import { CheckoutSessionInput, PspClient } from './psp-client';
+
+/** The API version the SDK speaks (and renders objects in); webhook endpoints should send events in it too. */
+export const SDK_API_VERSION: string = (Stripe as unknown as { API_VERSION: string }).API_VERSION;
 
 /** Builds the one SDK instance; STRIPE_API_URL points it at a Stripe-compatible server (the mock PSP). */
 export function createStripeSdk(config: AppConfig): Stripe {
@@ -158,6 +162,17 @@ export class StripeClient implements PspClient {
 
   retrieveCharge(id: string): Promise<Stripe.Charge> {
     return this.call('retrieve_charge', 'retrieving the charge', () => this.sdk.charges.retrieve(id));
+  }
+
+  submitDisputeEvidence(id: string, orderId: string, text: string): Promise<Stripe.Dispute> {
+    const key = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    return this.call('update_dispute', 'submitting dispute evidence', () =>
+      this.sdk.disputes.update(id, { evidence: { uncategorized_text: text }, submit: true }, { idempotencyKey: `settle:order:${orderId}:dispute:${id}:evidence:${key}` }),
+    );
+  }
+
+  closeDispute(id: string, orderId: string): Promise<Stripe.Dispute> {
+    return this.call('close_dispute', 'accepting the dispute', () => this.sdk.disputes.close(id, {}, { idempotencyKey: `settle:order:${orderId}:dispute:${id}:close` }));
   }
 
   listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>> {

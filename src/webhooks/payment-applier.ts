@@ -3,7 +3,9 @@ import type Stripe from 'stripe';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from '../orders/order-transitions';
 import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, factFromSession, readEvent } from '../orders/payment-state';
 import { UnexpectedPayment } from '../orders/payment.entity';
+import { Metrics } from '../metrics/metrics';
 import { PspClient } from '../psp/psp-client';
+import { SDK_API_VERSION } from '../psp/stripe.client';
 import { InboxMark, InboxRepository } from './webhook-inbox.repository';
 
 /** What became of one inbox event. */
@@ -42,7 +44,32 @@ const MAX_PSP_ROUNDS = 2;
 export class PaymentApplier {
   private readonly logger = new Logger(PaymentApplier.name);
 
-  constructor(private readonly transitions: OrderTransitions, private readonly inbox: InboxRepository, private readonly psp: PspClient) {}
+  /** API versions already logged as differing from the SDK's: one line each, the metric counts every event. */
+  private readonly versionsLogged = new Set<string>();
+
+  constructor(
+    private readonly transitions: OrderTransitions,
+    private readonly inbox: InboxRepository,
+    private readonly psp: PspClient,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** An event in another API version than the SDK's may carry fields renamed or missing: counted, and said once per version. */
+  private checkApiVersion(event: Stripe.Event): void {
+    const version = event.api_version;
+    if (!version || version === SDK_API_VERSION) return;
+    this.metrics.eventApiVersionMismatch.inc({ api_version: version });
+    if (this.versionsLogged.has(version)) return;
+    this.versionsLogged.add(version);
+    this.logger.warn({ msg: "PSP events arrive in another API version than the SDK's: set the webhook endpoint's version to the SDK's (npm run stripe:webhook-endpoint)", eventApiVersion: version, sdkApiVersion: SDK_API_VERSION, eventId: event.id });
+  }
+
+  /** A payment the order did not ask for: counted and logged with both ids, for a person to look at. */
+  private noteUnexpected(uow: OrderUnitOfWork, h: HeldOrder, payment: UnexpectedPayment, eventId: string | null): void {
+    uow.addUnexpectedPayment(h, payment);
+    this.metrics.unexpectedPayments.inc();
+    this.logger.warn({ msg: 'unexpected payment on an order', orderId: h.held.orderId, orderPaymentId: h.intentId, unexpectedPaymentId: payment.id, amount: payment.amount, currency: payment.currency, eventId });
+  }
 
   /**
    * Applies these inbox events; safe to call any number of times for the same
@@ -101,6 +128,7 @@ export class PaymentApplier {
         continue;
       }
       const event = JSON.parse(row.payload) as Stripe.Event;
+      this.checkApiVersion(event);
       const read = readEvent(event);
       if (!read) {
         mark(row.id, 'ignored', 'unknown_type');
@@ -148,7 +176,12 @@ export class PaymentApplier {
         continue;
       }
       let fact: PspFact = c.read.fact;
-      if (c.read.refund) fact = { kind: 'refund', amountRefunded: await uow.recordRefund(h, c.read.refund), created: fact.created };
+      const refunds = c.read.refund ? [c.read.refund] : (c.read.refunds ?? []);
+      if (refunds.length > 0 && fact.kind === 'refund') {
+        // Our ledger of the charge's refunds (each status only moves forward) gives the total, and tells a refund that failed.
+        const ledger = await uow.recordRefunds(h, refunds);
+        fact = { ...fact, amountRefunded: ledger.total, ...(ledger.failed > 0 ? { failed: ledger.failed } : {}) };
+      }
       let decision = decide(h.held, fact);
       if (decision.needsPspState) {
         const intent = answers.get(c.id)?.intent;
@@ -170,13 +203,13 @@ export class PaymentApplier {
     const disputeId = fact.kind === 'dispute' ? fact.disputeId : undefined;
     if (paymentId !== h.intentId) {
       // Not the order's payment: none of its figures or its age apply to the order's own.
-      if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
+      if (decision.unexpectedPayment && fact.kind === 'payment') this.noteUnexpected(uow, h, unexpectedOf(paymentId, fact, h), eventId);
       const steps = decision.steps.filter((to) => uow.transition(h, to, `${event.type}: ${decision.reason}`, eventId));
       if (steps.includes('needs_review')) uow.setReviewReason(h, decision.reason);
       this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus, paymentId });
       return;
     }
-    if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
+    if (decision.unexpectedPayment && fact.kind === 'payment') this.noteUnexpected(uow, h, unexpectedOf(paymentId, fact, h), eventId);
     const steps = uow.applyDecision(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, disputeId);
     this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
   }
@@ -215,7 +248,7 @@ export class PaymentApplier {
   /** A retrieved object's facts through the machine; a change is recorded as an inbox row of its own, the cause of its history entries. */
   private applyRetrieved(uow: OrderUnitOfWork, h: HeldOrder, fact: PaymentFact, objectId: string, recordType: string): Decision {
     const decision = decide(h.held, fact);
-    if (decision.unexpectedPayment) uow.addUnexpectedPayment(h, unexpectedOf(objectId, fact, h));
+    if (decision.unexpectedPayment) this.noteUnexpected(uow, h, unexpectedOf(objectId, fact, h), null);
     let recordId: string | null = null;
     if (decision.steps.length > 0) {
       recordId = `rec_${objectId}_${Date.now()}`;

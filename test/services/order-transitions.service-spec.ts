@@ -319,4 +319,65 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
       expect(await orders.get(order.id)).toMatchObject({ status: 'paid', payment: { id: 'pi_fake_from_session_4' } });
     });
   });
+
+  describe('dispute outcomes and refunds that fail', () => {
+    const storeObjectEvent = async (type: string, object: Record<string, unknown>, created: number) => {
+      const id = `evt_svc_${++seq}`;
+      await inbox.storeMany([{ id, type, created, payload: JSON.stringify({ id, object: 'event', type, created, data: { object } }) }], 'webhook');
+      return id;
+    };
+    const paidOrder = async () => {
+      const o = await newOrder();
+      await applier.applyEvents([await storeIntentEvent(o, 'payment_intent.succeeded', 'succeeded', Math.floor(Date.now() / 1000) - 100, { amount_received: 1000 })]);
+      return o;
+    };
+    const dispute = (o: { intentId: string }, id: string, status: string) => ({
+      id, object: 'dispute', payment_intent: o.intentId, charge: 'ch_x', amount: 1000, currency: 'usd', status, reason: 'fraudulent', evidence_details: { due_by: 1_900_000_000 },
+    });
+
+    it('shows the dispute, returns a won one to the status before it, in any order of its events', async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      // closed (won) delivered before created: the order ends paid, the dispute shows won.
+      const closed = await storeObjectEvent('charge.dispute.closed', dispute(o, 'dp_svc_1', 'won'), t + 5);
+      const created = await storeObjectEvent('charge.dispute.created', dispute(o, 'dp_svc_1', 'needs_response'), t);
+      await applier.applyEvents([closed]);
+      await applier.applyEvents([created]);
+      const view = await orders.get(o.orderId);
+      expect(view).toMatchObject({ status: 'paid', dispute: { id: 'dp_svc_1', status: 'won', reason: 'fraudulent', amount: 1000, evidenceDueBy: new Date(1_900_000_000_000).toISOString() } });
+
+      const o2 = await paidOrder();
+      await applier.applyEvents([await storeObjectEvent('charge.dispute.created', dispute(o2, 'dp_svc_2', 'needs_response'), t)]);
+      expect((await orders.get(o2.orderId)).status).toBe('disputed');
+      await applier.applyEvents([await storeObjectEvent('charge.dispute.closed', dispute(o2, 'dp_svc_2', 'won'), t + 5)]);
+      expect((await orders.get(o2.orderId)).history.map((h) => h.to)).toEqual(['paid', 'disputed', 'paid']);
+    });
+
+    it('takes evidence and acceptance to the PSP for an open dispute only, and a lost one ends dispute_lost', async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      await expect(orders.acceptDispute(o.orderId)).rejects.toMatchObject({ code: ErrorCode.Conflict, message: expect.stringMatching(/no open dispute/) });
+      tier.psp.disputes.set('dp_svc_3', dispute(o, 'dp_svc_3', 'needs_response') as unknown as Stripe.Dispute);
+      await applier.applyEvents([await storeObjectEvent('charge.dispute.created', dispute(o, 'dp_svc_3', 'needs_response'), t)]);
+      const accepted = await orders.acceptDispute(o.orderId);
+      expect(accepted).toMatchObject({ status: 'dispute_lost', dispute: { status: 'lost' } });
+      expect(tier.psp.calls).toContain('close_dispute');
+      await expect(orders.submitDisputeEvidence(o.orderId, 'too late')).rejects.toMatchObject({ code: ErrorCode.Conflict });
+    });
+
+    it('lowers amountRefunded and the status when a refund that succeeded fails, with one history entry', async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      const refund = { id: 're_svc_1', object: 'refund', payment_intent: o.intentId, charge: 'ch_x', amount: 1000, currency: 'usd' };
+      await applier.applyEvents([await storeObjectEvent('refund.created', { ...refund, status: 'succeeded' }, t)]);
+      expect(await orders.get(o.orderId)).toMatchObject({ status: 'refunded', amountRefunded: 1000 });
+      const failed = await storeObjectEvent('charge.refund.updated', { ...refund, status: 'failed' }, t + 9);
+      await applier.applyEvents([failed, failed]);
+      // The older 'succeeded' delivered again changes nothing: a failed refund stays failed.
+      await applier.applyEvents([await storeObjectEvent('refund.updated', { ...refund, status: 'succeeded' }, t + 1)]);
+      const view = await orders.get(o.orderId);
+      expect(view).toMatchObject({ status: 'paid', amountRefunded: 0 });
+      expect(view.history.map((h) => h.to)).toEqual(['paid', 'refunded', 'paid']);
+    });
+  });
 });

@@ -112,6 +112,22 @@ export class FakePsp implements PspClient {
     return session;
   }
 
+  readonly disputes = new Map<string, Stripe.Dispute>();
+
+  async submitDisputeEvidence(id: string): Promise<Stripe.Dispute> {
+    await this.call('update_dispute');
+    const dispute = this.disputes.get(id);
+    if (!dispute) throw new Error(`no such dispute ${id}`);
+    return Object.assign(dispute, { status: 'under_review' });
+  }
+
+  async closeDispute(id: string): Promise<Stripe.Dispute> {
+    await this.call('close_dispute');
+    const dispute = this.disputes.get(id);
+    if (!dispute) throw new Error(`no such dispute ${id}`);
+    return Object.assign(dispute, { status: 'lost' });
+  }
+
   async createRefund(): Promise<Stripe.Refund> {
     throw new Error('FakePsp: refunds are not faked');
   }
