@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
-import { FLOWS, historyProblems, runFlow } from '../support/psp-flows';
+import { FLOWS, captureMethodFor, historyProblems, runFlow } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { ORDER_EVENTS_TEST_SECRET, OrderEventReceiver, sequenceProblems } from './receiver';
@@ -33,8 +33,8 @@ describe('Order events out: a lossy, duplicating, reordering PSP still gives eac
   it('delivers every change once (by webhook-id), signed, in sequence order, with the order as GET /orders/:id shows it', async () => {
     const orders: Array<{ id: string; pi: string }> = [];
     for (let i = 0; i < 14; i++) {
-      const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
       const flow = FLOWS[i % FLOWS.length]!;
+      const order = (await request(stack.url).post('/orders').send(orderBody({ captureMethod: captureMethodFor(flow) })).expect(201)).body;
       if (flow === 'cancel') await request(stack.url).post(`/orders/${order.id}/cancel`).set(stack.admin).expect(200);
       else await runFlow(stack.stripe, stack.mock, order.payment.id, flow);
       orders.push({ id: order.id, pi: order.payment.id });
