@@ -129,7 +129,7 @@ export function checkoutRoutes(desk: CheckoutDesk, catalog: Catalog, customerExi
       return desk.create(input);
     }),
     route('GET', '/v1/checkout/sessions', ({ params }) => {
-      const p = new Params(params, [...LIST_PARAMS, 'payment_intent', 'status', 'customer', 'payment_link', 'subscription', 'customer_details']);
+      const p = new Params(params, [...LIST_PARAMS, 'payment_intent', 'status', 'customer']);
       const pi = p.string('payment_intent');
       const status = p.oneOf('status', ['open', 'complete', 'expired'] as const);
       const customer = p.string('customer');

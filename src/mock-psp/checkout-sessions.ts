@@ -64,6 +64,8 @@ export type AttemptOutcome =
  */
 export class CheckoutDesk {
   readonly sessions = new Map<string, StoredSession>();
+  /** Prices (with their products) made from inline price_data, which nothing else refers to. */
+  private readonly inline = new Set<string>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   private stopped = false;
 
@@ -184,6 +186,7 @@ export class CheckoutDesk {
         ? this.catalog.product(data.product, `line_items[${index}][price_data][product]`)
         : this.catalog.createProduct({ name: data.productName as string }, null);
       price = this.catalog.createPrice({ product: product.id, currency: data.currency, unitAmount: data.unitAmount }, null);
+      if (!data.product) this.inline.add(price.id);
     } else {
       throw invalidParam(`line_items[${index}]`, `You must specify either \`price\` or \`price_data\` in line_items[${index}].`);
     }
@@ -212,9 +215,7 @@ export class CheckoutDesk {
   expire(id: string, request: RequestContext): Stripe.Checkout.Session {
     const { session } = this.get(id);
     if (session.status !== 'open') {
-      throw new StripeApiError(400, 'invalid_request_error', `Only Checkout Sessions with a status in ["open"] can be expired. This session has a status of ${session.status}.`, {
-        code: 'checkout_session_not_open',
-      });
+      throw new StripeApiError(400, 'invalid_request_error', `Only Checkout Sessions with a status in ["open"] can be expired. This session has a status of ${session.status}.`);
     }
     this.clearExpiry(id);
     // A PaymentIntent left behind by a declined or unauthenticated attempt is canceled with the session.
@@ -272,7 +273,7 @@ export class CheckoutDesk {
   confirmPaymentPage(id: string, paymentMethod: string, expectedAmount: number | undefined, request: RequestContext): Stripe.Checkout.Session {
     const { session } = this.get(id);
     if (session.status !== 'open') {
-      throw new StripeApiError(400, 'invalid_request_error', `This Checkout Session is no longer active (status ${session.status}).`, { code: 'checkout_session_not_open' });
+      throw new StripeApiError(400, 'invalid_request_error', `This Checkout Session is no longer active (status ${session.status}).`);
     }
     if (expectedAmount !== undefined && expectedAmount !== session.amount_total) {
       throw invalidParam('expected_amount', `The expected amount (${expectedAmount}) does not match the Checkout Session's total (${session.amount_total}).`);
@@ -364,6 +365,36 @@ export class CheckoutDesk {
     } else {
       this.events.emit('checkout.session.async_payment_failed', stored.session, AUTOMATIC);
     }
+  }
+
+  /**
+   * Forgets sessions created before `cutoff` (unix seconds) that are finished
+   * (expired, or complete and settled), with the Products and Prices their
+   * inline price_data made, as Retention forgets old PaymentIntents.
+   */
+  prune(cutoff: number): number {
+    let removed = 0;
+    for (const [id, stored] of this.sessions) {
+      const { session } = stored;
+      if (session.created >= cutoff) break;
+      const unsettled = session.status === 'open' || (session.status === 'complete' && session.payment_status === 'unpaid' && this.isProcessing(session));
+      if (unsettled) continue;
+      this.sessions.delete(id);
+      for (const item of stored.lineItems) {
+        if (item.price && this.inline.has(item.price.id)) {
+          this.catalog.prices.delete(item.price.id);
+          this.catalog.products.delete(item.price.product as string);
+          this.inline.delete(item.price.id);
+        }
+      }
+      removed += 1;
+    }
+    return removed;
+  }
+
+  private isProcessing(session: Stripe.Checkout.Session): boolean {
+    const pi = typeof session.payment_intent === 'string' ? this.state.paymentIntents.get(session.payment_intent) : undefined;
+    return pi?.status === 'processing';
   }
 
   // -------------------------------------------------------------- expiry

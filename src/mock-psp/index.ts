@@ -85,7 +85,7 @@ export class MockPsp {
       ...webhookEndpointRoutes(this.endpoints),
       ...checkoutRoutes(this.checkout, catalog, (id) => this.state.customer(id)),
     ];
-    this.retention = new Retention(this.timeScale, { idempotency: this.idempotency, events: this.log, delivery: this.delivery, state: this.state });
+    this.retention = new Retention(this.timeScale, { idempotency: this.idempotency, events: this.log, delivery: this.delivery, state: this.state, checkout: this.checkout });
     this.retention.start();
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 65_000;

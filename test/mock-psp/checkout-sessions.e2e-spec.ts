@@ -341,3 +341,24 @@ describe('Checkout Sessions on the mock PSP', () => {
     });
   });
 });
+
+describe('Checkout Sessions and retention', () => {
+  it('forgets finished sessions (and the prices their price_data made) with the events, 30 scaled days on', async () => {
+    // 30 days become about 2.6 s; 24 hours (the default session lifetime) about 86 ms.
+    const mock = await MockPsp.start({ port: 0, timeScale: 1e-6 });
+    try {
+      const stripe = mockSdk(mock);
+      const line = { price_data: { currency: 'usd', unit_amount: 1000, product_data: { name: 'Thing' } }, quantity: 1 };
+      const paid = await stripe.checkout.sessions.create({ mode: 'payment', line_items: [line] });
+      await fetch(`${mock.url}/c/pay/${paid.id}`, { method: 'POST', body: new URLSearchParams({ card_number: '4242424242424242' }), redirect: 'manual' });
+      const lapsed = await stripe.checkout.sessions.create({ mode: 'payment', line_items: [line] });
+      await waitFor(async () => (await stripe.checkout.sessions.retrieve(lapsed.id)).status === 'expired', 'the default lifetime to end', 5_000);
+      expect(mock.sizes().checkoutSessions).toBe(2);
+      await waitFor(async () => mock.sizes().checkoutSessions === 0, 'the finished sessions to be swept', 15_000);
+      await expect(stripe.checkout.sessions.retrieve(paid.id)).rejects.toMatchObject({ statusCode: 404 });
+      expect(mock.sizes().checkoutExpiries).toBe(0);
+    } finally {
+      await mock.stop();
+    }
+  });
+});
