@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { AUTOMATIC, EventLog } from './events';
+import { Deadlines } from './deadlines';
 import { nowSeconds } from './ids';
 
 /**
@@ -9,59 +10,39 @@ import { nowSeconds } from './ids';
  */
 export const CARD_AUTHORIZATION_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
 
-/** setTimeout fires at once for delays past 2^31-1 ms (about 24.8 days), so longer waits are chained. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * The capture window of each uncaptured PaymentIntent: when it ends, the
- * authorization lapses. Kept apart from the mock's other scheduled changes so
- * `MockPsp.idle()` does not wait days for it; the timers never keep the process
- * alive and end with `stop()`.
+ * authorization lapses (see Deadlines for how the waits are kept).
  */
 export class AuthorizationWindows {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  private stopped = false;
+  private readonly deadlines: Deadlines;
 
   constructor(
     private readonly timeScale: number,
-    private readonly lapse: (paymentIntentId: string) => void,
-  ) {}
+    lapse: (paymentIntentId: string) => void,
+  ) {
+    this.deadlines = new Deadlines(lapse);
+  }
 
   /** Opens the window for an authorized PaymentIntent; returns its end as Stripe's `capture_before` (unix seconds). */
   open(paymentIntentId: string): number {
-    this.close(paymentIntentId);
     const deadline = Date.now() + CARD_AUTHORIZATION_WINDOW_MS * this.timeScale;
-    if (!this.stopped) this.waitUntil(paymentIntentId, deadline);
+    this.deadlines.set(paymentIntentId, deadline);
     return Math.floor(deadline / 1000);
   }
 
   /** The authorization was captured or canceled: nothing lapses any more. */
   close(paymentIntentId: string): void {
-    const timer = this.timers.get(paymentIntentId);
-    if (timer) clearTimeout(timer);
-    this.timers.delete(paymentIntentId);
+    this.deadlines.clear(paymentIntentId);
   }
 
   /** Windows still open. */
   get size(): number {
-    return this.timers.size;
+    return this.deadlines.size;
   }
 
   stop(): void {
-    this.stopped = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
-  }
-
-  private waitUntil(paymentIntentId: string, deadline: number): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(paymentIntentId);
-      if (this.stopped) return;
-      if (Date.now() < deadline) this.waitUntil(paymentIntentId, deadline);
-      else this.lapse(paymentIntentId);
-    }, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
-    timer.unref();
-    this.timers.set(paymentIntentId, timer);
+    this.deadlines.stop();
   }
 }
 

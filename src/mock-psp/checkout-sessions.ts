@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import { Catalog } from './catalog';
+import { Deadlines } from './deadlines';
 import { checkChargeAmount } from './currencies';
 import { StripeApiError, invalidParam, noSuchObject } from './errors';
 import { AUTOMATIC, EventLog, RequestContext } from './events';
@@ -14,9 +15,6 @@ export const MAX_SESSION_LIFETIME_SECONDS = 24 * 60 * 60;
 /** Payment method types a session may offer here; the hosted page shows `card` and `ideal` (as its bank redirect). */
 export const SESSION_PAYMENT_METHOD_TYPES = ['card', 'ideal', 'sepa_debit'] as const;
 const DEFAULT_PAYMENT_METHOD_TYPES = ['card', 'ideal'];
-
-/** setTimeout fires at once for delays past 2^31-1 ms, so longer waits are chained. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface LineItemInput {
   price?: string;
@@ -66,8 +64,10 @@ export class CheckoutDesk {
   readonly sessions = new Map<string, StoredSession>();
   /** Prices (with their products) made from inline price_data, which nothing else refers to. */
   private readonly inline = new Set<string>();
-  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
-  private stopped = false;
+  /** Open sessions waiting for their expires_at, the wait scaled like the mock's other waits. */
+  private readonly expiries = new Deadlines((id) => {
+    if (this.sessions.get(id)?.session.status === 'open') this.expire(id, AUTOMATIC);
+  });
 
   constructor(
     private readonly state: PspState,
@@ -172,7 +172,7 @@ export class CheckoutDesk {
       wallet_options: null,
     } as unknown as Stripe.Checkout.Session;
     this.sessions.set(id, { session, lineItems, paymentIntentData: input.paymentIntentData });
-    this.scheduleExpiry(id, session.expires_at);
+    this.expiries.set(id, Date.now() + Math.max(0, session.expires_at * 1000 - Date.now()) * this.options.timeScale);
     return session;
   }
 
@@ -401,40 +401,14 @@ export class CheckoutDesk {
 
   /** Open sessions waiting for their expires_at. */
   get pendingExpiries(): number {
-    return this.expiryTimers.size;
+    return this.expiries.size;
   }
 
   stop(): void {
-    this.stopped = true;
-    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
-    this.expiryTimers.clear();
-  }
-
-  /**
-   * Waits until expires_at, the wait scaled like the mock's other waits. Kept
-   * apart from the mock's scheduled changes so `idle()` does not wait a day for
-   * it; the timers never keep the process alive.
-   */
-  private scheduleExpiry(id: string, expiresAt: number): void {
-    if (this.stopped) return;
-    const deadline = Date.now() + Math.max(0, expiresAt * 1000 - Date.now()) * this.options.timeScale;
-    const wait = () => {
-      const timer = setTimeout(() => {
-        this.expiryTimers.delete(id);
-        if (this.stopped) return;
-        if (Date.now() < deadline) return wait();
-        const stored = this.sessions.get(id);
-        if (stored?.session.status === 'open') this.expire(id, AUTOMATIC);
-      }, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
-      timer.unref();
-      this.expiryTimers.set(id, timer);
-    };
-    wait();
+    this.expiries.stop();
   }
 
   private clearExpiry(id: string): void {
-    const timer = this.expiryTimers.get(id);
-    if (timer) clearTimeout(timer);
-    this.expiryTimers.delete(id);
+    this.expiries.clear(id);
   }
 }
