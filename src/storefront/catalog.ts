@@ -5,8 +5,8 @@ export interface Product {
   description: string;
   /** Minor units (cents). */
   unitAmount: number;
-  /** Shown on the card in place of a picture: the shop loads no assets from anywhere. */
-  glyph: string;
+  /** A monogram shown in place of a picture: the shop loads no assets, and emoji fonts are not everywhere. */
+  mark: string;
   /** Background of the card's picture area. */
   tint: string;
 }
@@ -16,10 +16,10 @@ export const MAX_QUANTITY = 10;
 
 /** The catalogue lives in code: the demo has no product table, and the orders API takes names and prices as given. */
 export const PRODUCTS: readonly Product[] = [
-  { sku: 'TEE-SETTLE', name: 'Settle T-shirt', description: 'Soft cotton, printed with the state machine.', unitAmount: 2400, glyph: '👕', tint: '#e8f0fe' },
-  { sku: 'MUG-WEBHOOK', name: 'Webhook mug', description: 'Holds exactly one coffee, delivered at least once.', unitAmount: 1400, glyph: '☕', tint: '#fdf2e3' },
-  { sku: 'STICKERS-3', name: 'Sticker pack', description: 'Three stickers: paid, refunded, disputed.', unitAmount: 500, glyph: '🏷️', tint: '#e9f7ef' },
-  { sku: 'HOODIE-IDEMPOTENT', name: 'Idempotent hoodie', description: 'Wear it twice, it is still one hoodie.', unitAmount: 5900, glyph: '🧥', tint: '#f3e8fd' },
+  { sku: 'TEE-SETTLE', name: 'Settle T-shirt', description: 'Soft cotton, printed with the state machine.', unitAmount: 2400, mark: 'T', tint: '#e0e7ff' },
+  { sku: 'MUG-WEBHOOK', name: 'Webhook mug', description: 'Holds exactly one coffee, delivered at least once.', unitAmount: 1400, mark: 'M', tint: '#fdecd2' },
+  { sku: 'STICKERS-3', name: 'Sticker pack', description: 'Three stickers: paid, refunded, disputed.', unitAmount: 500, mark: 'S', tint: '#d9f2e3' },
+  { sku: 'HOODIE-IDEMPOTENT', name: 'Idempotent hoodie', description: 'Wear it twice, it is still one hoodie.', unitAmount: 5900, mark: 'H', tint: '#ede0fb' },
 ];
 
 export function findProduct(sku: string): Product | undefined {

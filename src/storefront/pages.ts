@@ -67,7 +67,10 @@ h1 { font-size:1.6rem; margin:0 0 4px; }
 .sub { color:var(--muted); margin:0 0 24px; }
 .grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(200px, 1fr)); gap:18px; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:12px; overflow:hidden; display:flex; flex-direction:column; }
-.card .pic { height:120px; display:flex; align-items:center; justify-content:center; font-size:56px; }
+.pic { height:120px; display:flex; align-items:center; justify-content:center; }
+.mark { width:64px; height:64px; border-radius:16px; background:rgba(255,255,255,.75); color:var(--accent); display:flex; align-items:center; justify-content:center; font-size:30px; font-weight:800; box-shadow:0 1px 2px rgba(16,24,40,.08); }
+.mark.small { width:52px; height:52px; font-size:24px; border-radius:12px; flex:none; }
+.panel h2 { margin-top:0; font-size:1.15rem; }
 .card .body { padding:14px 16px 16px; display:flex; flex-direction:column; gap:6px; flex:1; }
 .card h2 { font-size:1.05rem; margin:0; }
 .card p { margin:0; color:var(--muted); font-size:.9rem; flex:1; }
@@ -137,7 +140,7 @@ const cardFormUnavailable =
 export function homePage(ctx: PageContext, flash?: string): string {
   const cards = PRODUCTS.map(
     (p) => `<article class="card" data-sku="${esc(p.sku)}">
-  <div class="pic" style="background:${esc(p.tint)}" aria-hidden="true">${esc(p.glyph)}</div>
+  <div class="pic" style="background:${esc(p.tint)}" aria-hidden="true"><span class="mark">${esc(p.mark)}</span></div>
   <div class="body">
     <h2>${esc(p.name)}</h2>
     <p>${esc(p.description)}</p>
@@ -170,7 +173,7 @@ export function productPage(ctx: PageContext, product: Product, form: CheckoutFo
     `<div class="narrow">
 ${error ? notice('error', error) : ''}
 <div class="panel">
-  <div class="status-line"><span style="font-size:40px" aria-hidden="true">${esc(product.glyph)}</span>
+  <div class="status-line"><span class="mark small" style="background:${esc(product.tint)}" aria-hidden="true">${esc(product.mark)}</span>
   <div><h1>${esc(product.name)}</h1><div class="muted">${esc(product.description)}</div></div></div>
   <p class="price">${esc(formatMoney(product.unitAmount, SHOP_CURRENCY))} each</p>
   <form method="post" action="/shop/checkout">
