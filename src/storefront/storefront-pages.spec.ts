@@ -1,5 +1,5 @@
 import { formatMoney, PRODUCTS } from './catalog';
-import { esc, orderPage } from './pages';
+import { esc, orderPage, productPage } from './pages';
 import { testPaymentMethodFor } from './test-cards';
 import type { OrderView } from '../orders/dto/order.view';
 
@@ -16,6 +16,16 @@ describe('storefront helpers', () => {
     expect(PRODUCTS.every((p) => Number.isInteger(p.unitAmount) && p.unitAmount > 0)).toBe(true);
     expect(formatMoney(2400, 'usd')).toBe('$24.00');
     expect(formatMoney(500, 'jpy')).toBe('¥500');
+  });
+
+  it('offers the card form only against a Stripe-compatible test server, and says why otherwise', () => {
+    const product = PRODUCTS[0]!;
+    const withMock = productPage({ nonce: 'n', cardFormAvailable: true }, product, { quantity: '1', email: '' });
+    const withStripe = productPage({ nonce: 'n', cardFormAvailable: false }, product, { quantity: '1', email: '' });
+    expect(withMock).toContain('Pay by card here');
+    expect(withStripe).not.toContain('Pay by card here');
+    expect(withStripe).toContain('Stripe.js');
+    expect(withStripe).toContain('Pay on hosted page');
   });
 
   it('escapes what customers typed wherever the order page shows it', () => {
