@@ -159,4 +159,17 @@ export class Metrics {
     help: 'Orders expired because they stayed unpaid for ORDER_PAYMENT_TIMEOUT_MINUTES',
     registers: [this.registry],
   });
+
+  readonly unexpectedPayments = new Counter({
+    name: 'settle_unexpected_payments_total',
+    help: 'Succeeded payments naming an order that are not its own PaymentIntent, or came after it was canceled or expired (the order goes to needs_review)',
+    registers: [this.registry],
+  });
+
+  readonly eventApiVersionMismatch = new Counter({
+    name: 'settle_event_api_version_mismatch_total',
+    help: "PSP events rendered in another API version than the SDK's, by version (their fields may differ from what Settle reads)",
+    labelNames: ['api_version'],
+    registers: [this.registry],
+  });
 }

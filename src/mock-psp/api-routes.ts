@@ -86,7 +86,7 @@ function paymentIntentInput(state: PspState, p: Params, creating: boolean): Paym
 }
 
 /** Stripe's list envelope with cursor pagination over `items` (newest first) and the `created[…]` filter. */
-export function paginate<T extends { id: string; created: number }>(items: readonly T[], p: Params, url: string): Stripe.ApiList<T> {
+export function paginate<T extends { id: string; created?: number }>(items: readonly T[], p: Params, url: string): Stripe.ApiList<T> {
   const limit = p.int('limit', { min: 1, max: 100 }) ?? 10;
   let list = items;
   const created = p.raw.created;
@@ -100,13 +100,7 @@ export function paginate<T extends { id: string; created: number }>(items: reado
       const gte = range.int('gte');
       const lt = range.int('lt');
       const lte = range.int('lte');
-      list = list.filter(
-        (item) =>
-          (gt === undefined || item.created > gt) &&
-          (gte === undefined || item.created >= gte) &&
-          (lt === undefined || item.created < lt) &&
-          (lte === undefined || item.created <= lte),
-      );
+      list = list.filter(({ created: at = 0 }) => (gt === undefined || at > gt) && (gte === undefined || at >= gte) && (lt === undefined || at < lt) && (lte === undefined || at <= lte));
     }
   }
   const startingAfter = p.string('starting_after');

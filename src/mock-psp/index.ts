@@ -4,6 +4,10 @@ import qs from 'qs';
 import type Stripe from 'stripe';
 import { apiRoutes, expand, Route } from './api-routes';
 import { AuthorizationWindows, lapseAuthorization } from './capture';
+import { Catalog } from './catalog';
+import { CheckoutPage } from './checkout-page';
+import { checkoutRoutes } from './checkout-routes';
+import { CheckoutDesk } from './checkout-sessions';
 import { StripeApiError } from './errors';
 import { EventLog, MOCK_API_VERSION } from './events';
 import { newId } from './ids';
@@ -46,6 +50,8 @@ export class MockPsp {
   private readonly scheduled = new Set<NodeJS.Timeout>();
   private readonly server: http.Server;
   private readonly stripeCli: StripeCliSessions;
+  private readonly checkout: CheckoutDesk;
+  private readonly checkoutPage: CheckoutPage;
   private stats_: MockPspStats = { requests: 0, byRoute: {} };
   private stopped = false;
   private readonly timeScale: number;
@@ -71,8 +77,15 @@ export class MockPsp {
     this.log.subscribe((event, payload) => this.endpoints.deliver(event, payload));
     // delivery_success=false lists an event while any target still lacks it.
     const deliveryStates = { state: (eventId: string) => this.undeliveredState(eventId) ?? this.delivery.state(eventId) };
-    this.routes = [...apiRoutes(this.state, deliveryStates), ...webhookEndpointRoutes(this.endpoints)];
-    this.retention = new Retention(this.timeScale, { idempotency: this.idempotency, events: this.log, delivery: this.delivery, state: this.state });
+    const catalog = new Catalog(this.log);
+    this.checkout = new CheckoutDesk(this.state, catalog, this.log, { timeScale: this.timeScale, baseUrl: () => this.url });
+    this.checkoutPage = new CheckoutPage(this.checkout);
+    this.routes = [
+      ...apiRoutes(this.state, deliveryStates),
+      ...webhookEndpointRoutes(this.endpoints),
+      ...checkoutRoutes(this.checkout, catalog, (id) => this.state.customer(id)),
+    ];
+    this.retention = new Retention(this.timeScale, { idempotency: this.idempotency, events: this.log, delivery: this.delivery, state: this.state, checkout: this.checkout });
     this.retention.start();
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 65_000;
@@ -137,6 +150,8 @@ export class MockPsp {
       refunds: this.state.refunds.size,
       paymentMethods: this.state.paymentMethods.size,
       authorizationWindows: this.state.authorizationWindows?.size ?? 0,
+      checkoutSessions: this.checkout.sessions.size,
+      checkoutExpiries: this.checkout.pendingExpiries,
     };
   }
 
@@ -196,6 +211,7 @@ export class MockPsp {
     for (const timer of this.scheduled) clearTimeout(timer);
     this.scheduled.clear();
     this.state.authorizationWindows?.stop();
+    this.checkout.stop();
     this.retention.stop();
     this.delivery.stop();
     this.endpoints.stop();
@@ -225,6 +241,8 @@ export class MockPsp {
       return send(res, (err as StripeApiError).statusCode ?? 400, err);
     }
     if (this.stripeCli.handleRequest(req, res, body)) return;
+    // The hosted Checkout page is for the customer's browser, which carries no API key.
+    if (this.checkoutPage.handle(req, res, body)) return;
 
     const url = new URL(req.url ?? '/', 'http://mock');
     const method = req.method ?? 'GET';

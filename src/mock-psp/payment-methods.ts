@@ -63,6 +63,9 @@ const SEPA_IBANS: Record<string, Behaviour> = {
   AT321904300235473204: 'delayed_success',
   DE62370400440532013001: 'delayed_failure',
   AT861904300235473202: 'delayed_failure',
+  // The pair the Stripe CLI's checkout.session.async_payment_* fixtures use.
+  IT40S0542811101000000123456: 'delayed_success',
+  IT60X0542811101000000123456: 'delayed_failure',
 };
 
 export interface StoredPaymentMethod {
@@ -121,6 +124,27 @@ function sepaMethod(iban: string, billing?: Partial<Stripe.PaymentMethod.Billing
     metadata: {},
     type: 'sepa_debit',
   };
+}
+
+/**
+ * The hosted page's bank redirect (iDEAL-like): the customer authorizes or
+ * fails the test payment on the bank's page, and either way the outcome
+ * arrives later, as for a delayed-notification method.
+ */
+export function bankRedirectMethod(outcome: 'authorize' | 'fail'): StoredPaymentMethod {
+  const object = {
+    id: newId('pm'),
+    object: 'payment_method',
+    billing_details: { address: null, email: null, name: null, phone: null, tax_id: null },
+    ideal: { bank: 'ing', bic: 'INGBNL2A' },
+    created: nowSeconds(),
+    customer: null,
+    customer_account: null,
+    livemode: false,
+    metadata: {},
+    type: 'ideal',
+  } as unknown as Stripe.PaymentMethod;
+  return { object, behaviour: outcome === 'authorize' ? 'delayed_success' : 'delayed_failure' };
 }
 
 /** `pm_card_visa`, `tok_visa`, `pm_card_chargeDeclined` …: a fresh PaymentMethod as Stripe makes one per use. */

@@ -50,6 +50,8 @@ export class PspState {
   /** Capture windows of manual-capture authorizations (set by MockPsp; without it, authorizations never lapse). */
   authorizationWindows?: AuthorizationWindows;
   readonly disputeDesk: DisputeDesk;
+  /** Told when a processing payment settles or fails (Checkout follows it with its async_payment events). */
+  afterSettlement?: (pi: Stripe.PaymentIntent) => void;
 
   constructor(readonly events: EventLog, private readonly schedule: Scheduler) {
     this.disputeDesk = new DisputeDesk(this.disputes, this.charges, events, schedule);
@@ -451,6 +453,7 @@ export class PspState {
       pi.last_payment_error = { charge: charge.id, code: 'insufficient_funds', message: charge.failure_message, payment_method: stored.object, type: 'card_error' } as Stripe.PaymentIntent.LastPaymentError;
       this.events.emit('charge.failed', charge, AUTOMATIC);
       this.events.emit('payment_intent.payment_failed', pi, AUTOMATIC);
+      this.afterSettlement?.(pi);
       return;
     }
     charge.status = 'succeeded';
@@ -460,6 +463,7 @@ export class PspState {
     pi.amount_received = pi.amount;
     this.events.emit('charge.succeeded', charge, AUTOMATIC);
     this.events.emit('payment_intent.succeeded', pi, AUTOMATIC);
+    this.afterSettlement?.(pi);
   }
 
   capturePaymentIntent(id: string, amountToCapture: number | undefined, request: RequestContext): Stripe.PaymentIntent {

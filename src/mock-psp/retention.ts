@@ -21,6 +21,7 @@ export interface RetentionCounts {
   refunds: number;
   disputes: number;
   paymentMethods: number;
+  checkoutSessions: number;
 }
 
 /**
@@ -39,7 +40,14 @@ export class Retention {
 
   constructor(
     timeScale: number,
-    private readonly parts: { idempotency: IdempotencyStore; events: EventLog; delivery: WebhookDelivery; state: PspState },
+    private readonly parts: {
+      idempotency: IdempotencyStore;
+      events: EventLog;
+      delivery: WebhookDelivery;
+      state: PspState;
+      /** Forgets finished Checkout Sessions created before the cutoff (unix seconds); returns how many. */
+      checkout?: { prune(cutoff: number): number };
+    },
   ) {
     this.idempotencyTtlMs = IDEMPOTENCY_KEY_TTL_MS * timeScale;
     this.eventRetentionMs = EVENT_RETENTION_MS * timeScale;
@@ -69,8 +77,10 @@ export class Retention {
     const idempotencyKeys = idempotency.prune(this.keysNotBefore(now));
     const removedEvents = events.prune(now - this.eventRetentionMs);
     for (const event of removedEvents) delivery.forget(event.id);
-    const objects = pruneObjects(state, Math.floor((now - this.eventRetentionMs) / 1000));
-    return { idempotencyKeys, events: removedEvents.length, deliveryRecords: removedEvents.length, ...objects };
+    const cutoff = Math.floor((now - this.eventRetentionMs) / 1000);
+    const objects = pruneObjects(state, cutoff);
+    const checkoutSessions = this.parts.checkout?.prune(cutoff) ?? 0;
+    return { idempotencyKeys, events: removedEvents.length, deliveryRecords: removedEvents.length, ...objects, checkoutSessions };
   }
 }
 
@@ -79,7 +89,7 @@ export class Retention {
  * PaymentIntent has nothing still to happen. Maps keep insertion order, which
  * is creation order, so each walk stops at the first young object.
  */
-function pruneObjects(state: PspState, cutoff: number): Omit<RetentionCounts, 'idempotencyKeys' | 'events' | 'deliveryRecords'> {
+function pruneObjects(state: PspState, cutoff: number): Omit<RetentionCounts, 'idempotencyKeys' | 'events' | 'deliveryRecords' | 'checkoutSessions'> {
   const counts = { paymentIntents: 0, charges: 0, refunds: 0, disputes: 0, paymentMethods: 0 };
   const stillUsed = new Set<string>();
   for (const [id, pi] of state.paymentIntents) {

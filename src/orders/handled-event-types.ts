@@ -9,7 +9,7 @@ import type Stripe from 'stripe';
  * `satisfies` checks every entry against the SDK's own list of event types.
  */
 export const HANDLED_EVENT_TYPES = [
-  // Read today by readEvent (src/orders/payment-state.ts).
+  // Read by readEvent (src/orders/payment-state.ts).
   'payment_intent.created',
   'payment_intent.requires_action',
   'payment_intent.processing',
@@ -26,9 +26,9 @@ export const HANDLED_EVENT_TYPES = [
   'charge.refund.updated',
   'refund.created',
   'refund.updated',
-  // Read today as a refund (readEvent takes every refund.*); a failed refund lowering amountRefunded is issue 16.
+  // A refund that failed after it succeeded (the ledger lowers amountRefunded).
   'refund.failed',
-  // Read today as a dispute (every charge.dispute.*); outcomes, reason, amount and deadline are issue 16.
+  // Disputes, their outcome, reason, amount and deadline (decideDispute).
   'charge.dispute.created',
   'charge.dispute.updated',
   'charge.dispute.closed',
@@ -36,7 +36,7 @@ export const HANDLED_EVENT_TYPES = [
   'charge.dispute.funds_reinstated',
   // An authorization that lapsed: recorded; the payment_intent.canceled (reason automatic) that follows expires the order.
   'charge.expired',
-  // Not read yet: hosted Checkout Sessions (issue 18).
+  // Hosted Checkout Sessions (factFromSession).
   'checkout.session.completed',
   'checkout.session.async_payment_succeeded',
   'checkout.session.async_payment_failed',

@@ -24,11 +24,22 @@ describe('order status machine', () => {
     expect(canTransition('payment_failed', 'requires_action')).toBe(true);
   });
 
-  it('lets canceled, expired and disputed orders change only to needs_review (money they did not ask for), and keeps needs_review final', () => {
+  it('lets canceled, expired and lost-dispute orders change only to needs_review (money they did not ask for), and keeps needs_review final', () => {
     expect(TRANSITIONS.canceled).toEqual(['needs_review']);
     expect(TRANSITIONS.expired).toEqual(['needs_review']);
-    expect(TRANSITIONS.disputed).toEqual(['needs_review']);
+    expect(TRANSITIONS.dispute_lost).toEqual(['needs_review']);
     expect(TRANSITIONS.needs_review).toEqual([]);
+  });
+
+  it('lets a won dispute return the order to where it was, and a lost one end it', () => {
+    expect([...TRANSITIONS.disputed].sort()).toEqual(['dispute_lost', 'needs_review', 'paid', 'partially_refunded', 'refunded']);
+    for (const s of ['paid', 'partially_refunded', 'refunded'] as const) expect(canTransition(s, 'dispute_lost')).toBe(true);
+  });
+
+  it('lets a refund that failed move the status back down, never below paid', () => {
+    expect(canTransition('refunded', 'partially_refunded')).toBe(true);
+    expect(canTransition('refunded', 'paid')).toBe(true);
+    expect(canTransition('partially_refunded', 'paid')).toBe(true);
   });
 
   it('reaches needs_review from every other status: a payment the order did not ask for can come at any time', () => {

@@ -15,6 +15,7 @@ export const ORDER_STATUSES = [
   'partially_refunded',
   'refunded',
   'disputed',
+  'dispute_lost',
   'canceled',
   'expired',
   'needs_review',
@@ -36,10 +37,13 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
   processing: ['payment_failed', ...UNPAID_EXITS],
   // Funds held (manual capture): captured, voided, or lapsed at the end of the capture window.
   authorized: ['paid', 'canceled', 'expired', 'needs_review'],
-  paid: ['partially_refunded', 'refunded', 'disputed', 'needs_review'],
-  partially_refunded: ['refunded', 'disputed', 'needs_review'],
-  refunded: ['disputed', 'needs_review'],
-  disputed: ['needs_review'],
+  // A refund that fails after it succeeded lowers the refunded sum, and the status with it.
+  paid: ['partially_refunded', 'refunded', 'disputed', 'dispute_lost', 'needs_review'],
+  partially_refunded: ['refunded', 'paid', 'disputed', 'dispute_lost', 'needs_review'],
+  refunded: ['partially_refunded', 'paid', 'disputed', 'dispute_lost', 'needs_review'],
+  // A dispute won returns the order to the status it had before; lost is final (but for money it did not ask for).
+  disputed: ['paid', 'partially_refunded', 'refunded', 'dispute_lost', 'needs_review'],
+  dispute_lost: ['needs_review'],
   // Money taken after a cancel or an expiry is for a person to look at.
   canceled: ['needs_review'],
   expired: ['needs_review'],
@@ -64,7 +68,8 @@ export const RANK: Readonly<Record<OrderStatus, number>> = {
   partially_refunded: 5,
   refunded: 6,
   disputed: 7,
-  needs_review: 8,
+  dispute_lost: 8,
+  needs_review: 9,
 };
 
 export const UNPAID_STATUSES: readonly OrderStatus[] = ['pending_payment', 'requires_action', 'processing', 'payment_failed'];
@@ -74,6 +79,8 @@ export const UNPAID_STATUSES: readonly OrderStatus[] = ['pending_payment', 'requ
  * the partial index orders_unpaid_created_idx (a service-tier test compares the two).
  */
 export const EXPIRABLE_STATUSES: readonly OrderStatus[] = ['pending_payment', 'requires_action', 'payment_failed'];
+/** Paid, then refunded or disputed: payment facts never move an order back out of these (only refunds and disputes do). */
+export const AFTER_PAYMENT_STATUSES: readonly OrderStatus[] = ['partially_refunded', 'refunded', 'disputed', 'dispute_lost'];
 /** The order no longer takes money: a payment that succeeds now is unexpected. */
 export const CLOSED_UNPAID_STATUSES: readonly OrderStatus[] = ['canceled', 'expired'];
 export const REFUNDABLE_STATUSES: readonly OrderStatus[] = ['paid', 'partially_refunded'];

@@ -38,9 +38,22 @@ export class OrderUnitOfWork {
     return this.repo.lockByOrder(this.tx, orderId);
   }
 
-  /** Records a refund's status under the held order's lock; returns the PSP's refunded total for the payment. */
-  recordRefund(h: HeldOrder, refund: { id: string; amount: number; status: string }): Promise<number> {
-    return this.repo.recordRefund(this.tx, h.held.orderId, h.intentId, refund);
+  /**
+   * The order's Checkout Session has created `intentId`: from now on the
+   * payment is keyed by it (written at once, under the order's lock). True when
+   * it was attached now; false when the payment already has its PaymentIntent.
+   */
+  async attachIntent(h: HeldOrder, intentId: string): Promise<boolean> {
+    if (!h.checkoutSessionId || h.intentId !== h.checkoutSessionId || intentId === h.intentId) return false;
+    await this.repo.attachIntentToSession(this.tx, h.checkoutSessionId, intentId);
+    h.intentId = intentId;
+    this.touched.add(h);
+    return true;
+  }
+
+  /** Records refunds' statuses under the held order's lock; returns the PSP's refunded total for the payment and what failed just now. */
+  recordRefunds(h: HeldOrder, refunds: Array<{ id: string; amount: number; status: string }>): Promise<{ total: number; failed: number }> {
+    return this.repo.recordRefunds(this.tx, h.held.orderId, h.intentId, refunds);
   }
 
   /**
@@ -70,6 +83,14 @@ export class OrderUnitOfWork {
     h.held.amountRefunded = decision.amountRefunded;
     h.held.lastEventCreated = decision.lastEventCreated;
     if (decision.capture) this.setCaptureFigures(h, decision.capture);
+    if (decision.dispute) {
+      h.held.dispute = decision.dispute;
+      h.disputeChanged = true;
+    }
+    if (decision.statusBeforeDispute && decision.statusBeforeDispute !== h.held.statusBeforeDispute) {
+      h.held.statusBeforeDispute = decision.statusBeforeDispute;
+      h.orderChanged = true;
+    }
     if (steps.includes('needs_review')) this.setReviewReason(h, decision.reason);
     this.setPaymentStatus(h, decision.intentStatus ?? h.paymentStatus);
     return steps;

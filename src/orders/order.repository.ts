@@ -5,7 +5,7 @@ import { OrderHistoryEntry } from './order-history.entity';
 import { EXPIRABLE_STATUSES, OrderStatus } from './order-status';
 import { Payment, UnexpectedPayment } from './payment.entity';
 import { Refund } from './refund.entity';
-import { CaptureFigures, HeldState, nextRefundStatus } from './payment-state';
+import { DisputeRecord, HeldState, nextRefundStatus } from './payment-state';
 
 /**
  * An order and its payment as held under the order row lock in one unit of
@@ -26,6 +26,10 @@ export interface HeldOrder {
   reviewReason: string | null;
   /** Payments to list as unexpected on this order (written with the other changes). */
   unexpected: UnexpectedPayment[];
+  /** The order is paid on this Checkout Session; intentId is the session's id until its PaymentIntent is attached. */
+  checkoutSessionId: string | null;
+  /** held.dispute (and held.statusBeforeDispute) changed: written with the other changes. */
+  disputeChanged: boolean;
 }
 
 /** One order status change, as the transition writer records it (see order-transitions.ts). */
@@ -44,11 +48,11 @@ export interface OrderWithPayment {
 }
 
 /**
- * PaymentIntent statuses that can still change on their own: the reconciler's
- * stale scan. Keep in step with the predicate of the partial index
+ * PaymentIntent statuses that can still change on their own, and an open
+ * Checkout Session's (`open`): the reconciler's stale scan. Keep in step with the predicate of the partial index
  * payments_open_checked_idx (a service-tier test compares the two).
  */
-export const OPEN_INTENT_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture'];
+export const OPEN_INTENT_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture', 'open'];
 
 interface OrderRow {
   id: string;
@@ -65,6 +69,8 @@ interface OrderRow {
   payment_id: string;
   payment_status: string;
   client_secret: string;
+  checkout_session_id: string | null;
+  checkout_url: string | null;
   amount_capturable: number;
   amount_captured: number | null;
   capture_before: Date | null;
@@ -73,7 +79,7 @@ interface OrderRow {
 const ORDER_COLUMNS = `o.id, o.status, o.amount, o.currency, o.items, o.customer_email, o.amount_refunded, o.capture_method, o.review_reason, o.created_at, o.updated_at`;
 
 const ORDER_WITH_PAYMENT = `SELECT ${ORDER_COLUMNS},
-    p.id AS payment_id, p.status AS payment_status, p.client_secret, p.amount_capturable, p.amount_captured, p.capture_before
+    p.id AS payment_id, p.status AS payment_status, p.client_secret, p.checkout_session_id, p.checkout_url, p.amount_capturable, p.amount_captured, p.capture_before
   FROM orders o JOIN payments p ON p.order_id = o.id`;
 
 /** Where authorized orders without a known capture window sort: last. */
@@ -85,11 +91,12 @@ const NO_DEADLINE = '9999-12-31T00:00:00.000Z';
  * inbox rows -> order rows -> payment rows).
  */
 const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
-    o.currency AS order_currency, o.amount_refunded
-  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) OR o.id = ANY($2::uuid[]) ORDER BY o.id FOR UPDATE OF o`;
+    o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
+  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) OR p.checkout_session_id = ANY($1) OR o.id = ANY($2::uuid[])
+  ORDER BY o.id FOR UPDATE OF o`;
 
 const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
-    o.currency AS order_currency, o.amount_refunded
+    o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
   FROM payments p JOIN orders o ON o.id = p.order_id WHERE o.id = $1 FOR UPDATE OF o`;
 
 /**
@@ -98,7 +105,31 @@ const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status A
  * the other rows of its join stay as they were when it started (READ COMMITTED
  * rechecks), so a payment row read in the locking statement could be one commit old.
  */
-const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id, amount_capturable, amount_captured, extract(epoch FROM capture_before)::bigint AS capture_before
+const SELECT_DISPUTE = `SELECT id, order_id, status, reason, amount, extract(epoch FROM evidence_due_by)::bigint AS evidence_due_by, event_created FROM disputes`;
+
+interface DisputeRow {
+  id: string;
+  order_id: string;
+  status: string;
+  reason: string | null;
+  amount: number;
+  evidence_due_by: string | null;
+  event_created: string;
+}
+
+function toDisputeRecord(r: DisputeRow): DisputeRecord {
+  return {
+    id: r.id,
+    status: r.status,
+    reason: r.reason,
+    amount: r.amount,
+    evidenceDueBy: r.evidence_due_by === null ? null : Number(r.evidence_due_by),
+    eventCreated: Number(r.event_created),
+  };
+}
+
+const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id, amount_capturable, amount_captured, extract(epoch FROM capture_before)::bigint AS capture_before,
+    checkout_session_id
   FROM payments WHERE id = ANY($1)`;
 
 interface LockedRow {
@@ -108,6 +139,8 @@ interface LockedRow {
   order_amount: number;
   order_currency: string;
   amount_refunded: number;
+  capture_method: 'automatic' | 'manual';
+  status_before_dispute: OrderStatus | null;
 }
 
 /**
@@ -235,9 +268,12 @@ export class OrderRepository {
   /** Records the PaymentIntent the PSP created for the order; false when it was recorded already. */
   async insertPayment(payment: Payment & { amount: number; amountReceived: number; currency: string }, at: Date): Promise<boolean> {
     const rows = await this.db.query(
-      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, amount_capturable, created_at, checked_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING RETURNING id`,
-      [payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret, payment.amountCapturable, at],
+      `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, amount_capturable, checkout_session_id, checkout_url, created_at, checked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING RETURNING id`,
+      [
+        payment.id, payment.orderId, payment.status, payment.amount, payment.amountReceived, payment.currency, payment.clientSecret,
+        payment.amountCapturable, payment.checkoutSessionId, payment.checkoutUrl, at,
+      ],
     );
     return rows.length > 0;
   }
@@ -279,15 +315,17 @@ export class OrderRepository {
     if (locked.length === 0) return out;
     const payments = await tx.query<{
       id: string; status: string; last_event_created: string; dispute_id: string | null;
-      amount_capturable: number; amount_captured: number | null; capture_before: string | null;
+      amount_capturable: number; amount_captured: number | null; capture_before: string | null; checkout_session_id: string | null;
     }>(READ_PAYMENTS, [
       locked.map((o) => o.intent_id),
     ]);
     const paymentById = new Map(payments.map((p) => [p.id, p]));
+    const disputes = await tx.query<DisputeRow>(`${SELECT_DISPUTE} WHERE order_id = ANY($1::uuid[])`, [locked.map((o) => o.order_id)]);
+    const disputeByOrder = new Map(disputes.map((d) => [d.order_id, toDisputeRecord(d)]));
     for (const o of locked) {
       const p = paymentById.get(o.intent_id);
       if (!p) continue;
-      out.set(o.intent_id, {
+      const h: HeldOrder = {
         intentId: o.intent_id,
         held: {
           orderId: o.order_id,
@@ -296,7 +334,10 @@ export class OrderRepository {
           orderCurrency: o.order_currency,
           amountRefunded: o.amount_refunded,
           amountCaptured: p.amount_captured,
+          captureMethod: o.capture_method,
           lastEventCreated: Number(p.last_event_created),
+          dispute: disputeByOrder.get(o.order_id) ?? null,
+          statusBeforeDispute: o.status_before_dispute,
         },
         paymentStatus: p.status,
         disputeId: p.dispute_id,
@@ -306,29 +347,51 @@ export class OrderRepository {
         captureBefore: p.capture_before === null ? null : Number(p.capture_before),
         reviewReason: null,
         unexpected: [],
-      });
+        checkoutSessionId: p.checkout_session_id,
+        disputeChanged: false,
+      };
+      out.set(o.intent_id, h);
+      // Session events name the session: the order is found by it too, before and after its PaymentIntent is attached.
+      if (p.checkout_session_id) out.set(p.checkout_session_id, h);
     }
     return out;
   }
 
-  /** Records a refund's own status (under the order lock), then returns the PSP's figure: the sum of the charge's succeeded refunds. */
-  async recordRefund(tx: Queryable, orderId: string, paymentIntentId: string, refund: Refund): Promise<number> {
+  /**
+   * Records refunds' own statuses (under the order lock; a status never goes
+   * back, see nextRefundStatus), then returns the PSP's figure, the sum of the
+   * charge's succeeded refunds, and how much of what we held as succeeded
+   * failed with these records.
+   */
+  async recordRefunds(tx: Queryable, orderId: string, paymentIntentId: string, refunds: Refund[]): Promise<{ total: number; failed: number }> {
     const now = new Date();
-    // OrdersService may have inserted it already (it records the PSP's answer to the refund request).
-    const inserted = await tx.query(
-      `INSERT INTO refunds (id, order_id, payment_intent_id, amount, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-       ON CONFLICT (id) DO NOTHING RETURNING id`,
-      [refund.id, orderId, paymentIntentId, refund.amount, refund.status, now],
-    );
-    if (inserted.length === 0) {
-      const [existing] = await tx.query<{ status: string }>(`SELECT status FROM refunds WHERE id = $1`, [refund.id]);
+    let failed = 0;
+    for (const refund of refunds) {
+      // OrdersService may have inserted it already (it records the PSP's answer to the refund request).
+      const inserted = await tx.query(
+        `INSERT INTO refunds (id, order_id, payment_intent_id, amount, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (id) DO NOTHING RETURNING id`,
+        [refund.id, orderId, paymentIntentId, refund.amount, refund.status, now],
+      );
+      if (inserted.length > 0) continue;
+      const [existing] = await tx.query<{ status: string; amount: number }>(`SELECT status, amount FROM refunds WHERE id = $1`, [refund.id]);
       const status = nextRefundStatus(existing?.status, refund.status);
-      if (existing && existing.status !== status) await tx.query(`UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1`, [refund.id, status, now]);
+      if (existing && existing.status !== status) {
+        await tx.query(`UPDATE refunds SET status = $2, updated_at = $3 WHERE id = $1`, [refund.id, status, now]);
+        if (existing.status === 'succeeded') failed += existing.amount;
+      }
     }
     const [sum] = await tx.query<{ total: number }>(`SELECT COALESCE(SUM(amount), 0)::int AS total FROM refunds WHERE payment_intent_id = $1 AND status = 'succeeded'`, [
       paymentIntentId,
     ]);
-    return Number(sum?.total ?? 0);
+    return { total: Number(sum?.total ?? 0), failed };
+  }
+
+  /** These orders' disputes, as last recorded (Stripe opens at most one per charge). */
+  async disputesOf(orderIds: string[]): Promise<Array<DisputeRecord & { orderId: string }>> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.db.query<DisputeRow>(`${SELECT_DISPUTE} WHERE order_id = ANY($1::uuid[]) ORDER BY updated_at`, [orderIds]);
+    return rows.map((r) => ({ ...toDisputeRecord(r), orderId: r.order_id }));
   }
 
   /**
@@ -348,9 +411,11 @@ export class OrderRepository {
     const orders = touched.filter((h) => h.orderChanged);
     if (orders.length > 0) {
       write.add(
-        (b) => `UPDATE orders SET status = u.status, amount_refunded = u.refunded, review_reason = COALESCE(u.review, orders.review_reason), updated_at = ${b(at)}
+        (b) => `UPDATE orders SET status = u.status, amount_refunded = u.refunded, review_reason = COALESCE(u.review, orders.review_reason),
+            status_before_dispute = u.before_dispute, updated_at = ${b(at)}
           FROM unnest(${b(orders.map((h) => h.held.orderId))}::uuid[], ${b(orders.map((h) => h.held.orderStatus))}::text[], ${b(orders.map((h) => h.held.amountRefunded))}::int[],
-            ${b(orders.map((h) => h.reviewReason))}::text[]) AS u(id, status, refunded, review) WHERE orders.id = u.id`,
+            ${b(orders.map((h) => h.reviewReason))}::text[], ${b(orders.map((h) => h.held.statusBeforeDispute))}::text[]) AS u(id, status, refunded, review, before_dispute)
+          WHERE orders.id = u.id`,
       );
     }
     if (touched.length > 0) {
@@ -363,6 +428,18 @@ export class OrderRepository {
             ${b(touched.map((h) => h.held.amountCaptured))}::int[], ${b(touched.map((h) => h.captureBefore))}::bigint[])
             AS u(id, status, lec, leid, dispute, capturable, captured, before)
           WHERE payments.id = u.id`,
+      );
+    }
+    const disputes = touched.filter((h) => h.disputeChanged && h.held.dispute).map((h) => ({ ...(h.held.dispute as DisputeRecord), orderId: h.held.orderId }));
+    if (disputes.length > 0) {
+      write.add(
+        (b) => `INSERT INTO disputes (id, order_id, status, reason, amount, evidence_due_by, event_created, updated_at)
+          SELECT u.id, u.o, u.status, u.reason, u.amount, to_timestamp(u.due), u.created, ${b(at)}
+          FROM unnest(${b(disputes.map((d) => d.id))}::text[], ${b(disputes.map((d) => d.orderId))}::uuid[], ${b(disputes.map((d) => d.status))}::text[],
+            ${b(disputes.map((d) => d.reason))}::text[], ${b(disputes.map((d) => d.amount))}::int[], ${b(disputes.map((d) => d.evidenceDueBy))}::bigint[],
+            ${b(disputes.map((d) => d.eventCreated))}::bigint[]) AS u(id, o, status, reason, amount, due, created)
+          ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, amount = EXCLUDED.amount,
+            evidence_due_by = EXCLUDED.evidence_due_by, event_created = EXCLUDED.event_created, updated_at = EXCLUDED.updated_at`,
       );
     }
     const unexpected = touched.flatMap((h) => h.unexpected.map((u) => ({ ...u, orderId: h.held.orderId })));
@@ -390,7 +467,9 @@ export class OrderRepository {
     const base = `SELECT t.n, t.order_id, json_build_object(
         'id', o.id, 'status', t.to_status, 'amount', o.amount, 'currency', o.currency, 'items', o.items,
         'customerEmail', o.customer_email, 'captureMethod', o.capture_method,
-        'payment', CASE WHEN p.id IS NULL THEN NULL ELSE json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret) END,
+        'payment', CASE WHEN p.id IS NULL THEN NULL WHEN p.checkout_session_id IS NULL THEN json_build_object('id', p.id, 'status', p.status, 'clientSecret', p.client_secret)
+          ELSE json_build_object('id', CASE WHEN p.id = p.checkout_session_id THEN NULL ELSE p.id END, 'status', p.status, 'clientSecret', NULLIF(p.client_secret, ''),
+            'checkoutSessionId', p.checkout_session_id, 'checkoutUrl', p.checkout_url) END,
         'amountRefunded', o.amount_refunded,
         'history', (
           SELECT COALESCE(json_agg(json_build_object('from', h.from_status, 'to', h.to_status, 'at', ${iso('h.at')}, 'reason', h.reason, 'eventId', h.event_id) ORDER BY h.id), '[]'::json)
@@ -407,9 +486,20 @@ export class OrderRepository {
           'captureBefore', ${iso('p.capture_before')}) ELSE '{}'::jsonb END
         || CASE WHEN p.amount_captured IS NOT NULL THEN jsonb_build_object('amountCaptured', p.amount_captured) ELSE '{}'::jsonb END
         || CASE WHEN o.review_reason IS NOT NULL THEN jsonb_build_object('reviewReason', o.review_reason) ELSE '{}'::jsonb END
+        || COALESCE((SELECT jsonb_build_object('dispute', jsonb_build_object('id', d.id, 'status', d.status, 'reason', d.reason, 'amount', d.amount,
+              'evidenceDueBy', ${iso('d.evidence_due_by')})) FROM disputes d WHERE d.order_id = o.id ORDER BY d.updated_at DESC LIMIT 1), '{}'::jsonb)
         || (SELECT CASE WHEN count(*) = 0 THEN '{}'::jsonb ELSE jsonb_build_object('unexpectedPayments',
               jsonb_agg(jsonb_build_object('id', u.id, 'amount', u.amount, 'currency', u.currency, 'status', u.status) ORDER BY u.created_at, u.id)) END
             FROM unexpected_payments u WHERE u.order_id = o.id) AS extra) x`;
+  }
+
+  /**
+   * The Checkout Session created its PaymentIntent: the payment row, keyed by
+   * the session's id until now, is keyed by the PaymentIntent's from here on.
+   * Run under the order's lock, before the unit of work's combined write.
+   */
+  async attachIntentToSession(tx: Queryable, sessionId: string, intentId: string): Promise<void> {
+    await tx.query(`UPDATE payments SET id = $2 WHERE id = $1 AND checkout_session_id = $1`, [sessionId, intentId]);
   }
 
   // --- the reconciler's stale scan
@@ -456,6 +546,8 @@ function toOrderWithPayment(r: OrderRow): OrderWithPayment {
       orderId: r.id,
       status: r.payment_status,
       clientSecret: r.client_secret,
+      checkoutSessionId: r.checkout_session_id,
+      checkoutUrl: r.checkout_url,
       amountCapturable: r.amount_capturable,
       amountCaptured: r.amount_captured,
       captureBefore: r.capture_before,

@@ -7,6 +7,7 @@ import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { CreateOrderDto } from './dto/create-order.dto';
 import { CreateRefundDto } from './dto/create-refund.dto';
 import { CaptureOrderDto } from './dto/capture-order.dto';
+import { DisputeEvidenceDto } from './dto/dispute-evidence.dto';
 import { ListOrdersQuery } from './dto/list-orders.query';
 import { OrderPage, OrderView, RefundResult } from './dto/order.view';
 import { OrdersService } from './orders.service';
@@ -83,6 +84,28 @@ export class OrdersController {
   @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … is pending_payment; only authorized orders can be captured') })
   capture(@Param('id') id: string, @Body() dto: CaptureOrderDto): Promise<OrderView> {
     return this.orders.capture(id, dto.amount);
+  }
+
+  @Post(':id/dispute/evidence')
+  @HttpCode(200)
+  @UseGuards(AdminGuard)
+  @ApiBearerAuth('admin')
+  @ApiOperation({ summary: "Submit evidence for the order's open dispute; the outcome (won or lost) follows by webhook" })
+  @ApiResponse({ status: 200, type: OrderView })
+  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … has no open dispute') })
+  disputeEvidence(@Param('id') id: string, @Body() dto: DisputeEvidenceDto): Promise<OrderView> {
+    return this.orders.submitDisputeEvidence(id, dto.text);
+  }
+
+  @Post(':id/dispute/accept')
+  @HttpCode(200)
+  @UseGuards(AdminGuard)
+  @ApiBearerAuth('admin')
+  @ApiOperation({ summary: "Accept the order's open dispute: it closes as lost and the order becomes dispute_lost" })
+  @ApiResponse({ status: 200, type: OrderView })
+  @ApiResponse({ status: 409, ...ERROR_EXAMPLE(409, 'Conflict', 'Order … has no open dispute') })
+  acceptDispute(@Param('id') id: string): Promise<OrderView> {
+    return this.orders.acceptDispute(id);
   }
 
   @Post(':id/refunds')

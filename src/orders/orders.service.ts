@@ -13,7 +13,7 @@ import { Order } from './order.entity';
 import { OrderRepository, OrderWithPayment } from './order.repository';
 import { EXPIRABLE_STATUSES, INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from './order-transitions';
-import { captureOfIntent, decide, factFromIntent } from './payment-state';
+import { DisputeRecord, captureOfIntent, decide, factFromDispute, factFromIntent } from './payment-state';
 import { Payment } from './payment.entity';
 import { checkAmount } from './currencies';
 import { idempotencyKeyCutoff } from './idempotency-expiry';
@@ -21,6 +21,11 @@ import { idempotencyKeyCutoff } from './idempotency-expiry';
 /** Stripe's largest amount for a single charge, in minor units. */
 const MAX_ORDER_AMOUNT = 99_999_999;
 const PG_UNIQUE_VIOLATION = '23505';
+/** Dispute statuses that still take evidence or acceptance. */
+const OPEN_DISPUTE_STATUSES = ['needs_response', 'warning_needs_response'];
+/** Stripe's bounds on a Checkout Session's expires_at. */
+const SESSION_MIN_MS = 30 * 60_000;
+const SESSION_MAX_MS = 24 * 3600_000;
 const PG_FOREIGN_KEY_VIOLATION = '23503';
 
 export interface CreateOrderResult {
@@ -91,12 +96,13 @@ export class OrdersService {
       if (idempotencyKey && isViolation(err, PG_UNIQUE_VIOLATION, 'idempotency_keys')) {
         // A key older than 24 hours no longer replays: free it and create anew.
         if (await this.orders.deleteIdempotencyKeyOlderThan(idempotencyKey, idempotencyKeyCutoff())) return this.create(dto, idempotencyKey);
-        return this.replay(idempotencyKey, requestHash);
+        return this.replay(idempotencyKey, requestHash, dto);
       }
       throw err;
     }
     try {
-      return { order: toOrderView(order, await this.recordPaymentIntent(order), []), created: true };
+      const payment = dto.checkout ? await this.recordCheckoutSession(order, dto.checkout) : await this.recordPaymentIntent(order, dto.returnUrl !== undefined);
+      return { order: toOrderView(order, payment, []), created: true };
     } catch (err) {
       await this.orders
         .deleteOrderWithoutPayment(order.id)
@@ -110,34 +116,76 @@ export class OrdersService {
   }
 
   /** Steps 2 and 3 of create: the PSP call (same key every time for this order), then the payment row. */
-  private async recordPaymentIntent(order: Order): Promise<Payment> {
+  private async recordPaymentIntent(order: Order, allowRedirects: boolean): Promise<Payment> {
     const intent = await this.psp.createPaymentIntent({
       orderId: order.id,
       amount: order.amount,
       currency: order.currency,
       email: order.customerEmail,
       captureMethod: order.captureMethod,
+      allowRedirects,
     });
     const payment: Payment = {
       id: intent.id,
       orderId: order.id,
       status: intent.status,
       clientSecret: intent.client_secret ?? '',
+      checkoutSessionId: null,
+      checkoutUrl: null,
       amountCapturable: intent.amount_capturable ?? 0,
       amountCaptured: null,
       captureBefore: null,
     };
+    await this.insertPayment({ ...payment, amount: intent.amount, amountReceived: intent.amount_received ?? 0, currency: intent.currency });
+    return payment;
+  }
+
+  /**
+   * Steps 2 and 3 of create for hosted checkout: a Checkout Session (same key
+   * every time for this order), open until the order's payment timeout (within
+   * Stripe's 30 minutes to 24 hours; the expiry sweep expires it sooner when the
+   * timeout is shorter), then the payment row, keyed by the session until it
+   * creates its PaymentIntent.
+   */
+  private async recordCheckoutSession(order: Order, checkout: { successUrl: string; cancelUrl: string }): Promise<Payment> {
+    const lifetimeMs = Math.min(Math.max(this.config.orderPaymentTimeoutMs, SESSION_MIN_MS), SESSION_MAX_MS);
+    const session = await this.psp.createCheckoutSession({
+      orderId: order.id,
+      currency: order.currency,
+      email: order.customerEmail,
+      items: order.items,
+      captureMethod: order.captureMethod,
+      successUrl: checkout.successUrl,
+      cancelUrl: checkout.cancelUrl,
+      // A minute's margin: Stripe measures the 30 minutes from its own receipt of the request.
+      expiresAt: Math.floor((Date.now() + lifetimeMs + (lifetimeMs === SESSION_MIN_MS ? 60_000 : 0)) / 1000),
+    });
+    const payment: Payment = {
+      id: session.id,
+      orderId: order.id,
+      status: session.status ?? 'open',
+      clientSecret: '',
+      checkoutSessionId: session.id,
+      checkoutUrl: session.url ?? null,
+      amountCapturable: 0,
+      amountCaptured: null,
+      captureBefore: null,
+    };
+    await this.insertPayment({ ...payment, amount: session.amount_total ?? order.amount, amountReceived: 0, currency: session.currency ?? order.currency });
+    return payment;
+  }
+
+  private async insertPayment(payment: Payment & { amount: number; amountReceived: number; currency: string }): Promise<void> {
     try {
-      await this.orders.insertPayment({ ...payment, amount: intent.amount, amountReceived: intent.amount_received ?? 0, currency: intent.currency }, new Date());
+      await this.orders.insertPayment(payment, new Date());
     } catch (err) {
       // The request that created the order gave up on the PSP and removed it meanwhile.
       if (isViolation(err, PG_FOREIGN_KEY_VIOLATION)) throw new DomainError(ErrorCode.Conflict, 'The order for this Idempotency-Key was abandoned after a PSP failure; retry');
       throw err;
     }
-    return payment;
   }
 
-  private async replay(key: string, requestHash: string): Promise<CreateOrderResult> {
+  private async replay(key: string, requestHash: string, dto: CreateOrderDto): Promise<CreateOrderResult> {
     const saved = await this.orders.findIdempotencyKey(key);
     if (!saved) throw new DomainError(ErrorCode.Conflict, 'A request with this Idempotency-Key is still in progress; retry');
     if (saved.requestHash !== requestHash) {
@@ -148,7 +196,9 @@ export class OrdersService {
     // The first request is still at the PSP: ask with the same key, which answers its PaymentIntent (the SDK retries the PSP's 409 while the first call runs).
     const order = await this.orders.findOrder(saved.orderId);
     if (!order) throw new DomainError(ErrorCode.Conflict, 'A request with this Idempotency-Key is still in progress; retry');
-    await this.recordPaymentIntent(order);
+    // Same body (same hash), so the same way to pay.
+    if (dto.checkout) await this.recordCheckoutSession(order, dto.checkout);
+    else await this.recordPaymentIntent(order, dto.returnUrl !== undefined);
     return { order: await this.get(order.id), created: false };
   }
 
@@ -157,8 +207,9 @@ export class OrdersService {
   }
 
   private async view(found: OrderWithPayment): Promise<OrderView> {
-    const [history, unexpected] = await Promise.all([this.orders.historyOf([found.order.id]), this.orders.unexpectedOf([found.order.id])]);
-    return toOrderView(found.order, found.payment, history, unexpected);
+    const ids = [found.order.id];
+    const [history, unexpected, disputes] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids), this.orders.disputesOf(ids)]);
+    return toOrderView(found.order, found.payment, history, unexpected, disputes.at(-1) ?? null);
   }
 
   /** Newest first (authorized: soonest deadline first); the cursor is the sort key and id of the last order of the previous page. */
@@ -167,13 +218,14 @@ export class OrdersService {
     const rows = await this.orders.listPage({ status: query.status, after: query.cursor ? decodeCursor(query.cursor) : undefined, limit: limit + 1 });
     const page = rows.slice(0, limit);
     const ids = page.map((r) => r.order.id);
-    const [history, unexpected] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids)]);
+    const [history, unexpected, disputes] = await Promise.all([this.orders.historyOf(ids), this.orders.unexpectedOf(ids), this.orders.disputesOf(ids)]);
     const data = page.map((r) =>
       toOrderView(
         r.order,
         r.payment,
         history.filter((h) => h.orderId === r.order.id),
         unexpected.filter((u) => u.orderId === r.order.id),
+        disputes.filter((d) => d.orderId === r.order.id).at(-1) ?? null,
       ),
     );
     const last = page[page.length - 1];
@@ -191,6 +243,7 @@ export class OrdersService {
     if (!UNPAID_STATUSES.includes(order.status) && order.status !== 'authorized') {
       throw new DomainError(ErrorCode.Conflict, `Order ${id} is ${order.status}; only unpaid or authorized orders can be canceled`);
     }
+    if (payment.checkoutSessionId && payment.id === payment.checkoutSessionId) return this.cancelSession(id, payment.checkoutSessionId);
     if (payment.status !== 'canceled') {
       const intent = await this.psp.cancelPaymentIntent(payment.id, id).catch(async (err) => {
         // The PSP refuses to cancel a PaymentIntent that already took (or is taking) the money,
@@ -213,6 +266,25 @@ export class OrdersService {
         uow.transition(held, 'canceled', voided ? 'authorization voided by admin' : 'canceled by admin', null);
       });
     }
+    return this.get(id);
+  }
+
+  /** Cancels an order whose Checkout Session has no PaymentIntent yet: the session is expired at the PSP, then the order canceled. */
+  private async cancelSession(id: string, sessionId: string): Promise<OrderView> {
+    const session = await this.psp.expireCheckoutSession(sessionId, id).catch(async (err) => {
+      if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
+      return this.psp.retrieveCheckoutSession(sessionId);
+    });
+    if (session.status !== 'expired') {
+      // Completed meanwhile: the customer paid (or is paying); the webhooks and the reconciler bring its outcome.
+      throw new DomainError(ErrorCode.Conflict, `Order ${id} was paid (or is being paid) on its Checkout Session; refund it instead`);
+    }
+    await this.transitions.run(async (uow) => {
+      const held = await uow.lockByOrder(id);
+      if (!held || held.checkoutSessionId !== sessionId) return;
+      uow.setPaymentStatus(held, 'expired');
+      uow.transition(held, 'canceled', 'canceled by admin: Checkout Session expired', null);
+    });
     return this.get(id);
   }
 
@@ -248,6 +320,64 @@ export class OrdersService {
   }
 
   /**
+   * Expires an unpaid order's open Checkout Session, then the order. A session
+   * that completed meanwhile (the PSP refuses to expire it) is applied as it is:
+   * its PaymentIntent attached to the order and decided by the machine.
+   */
+  private async expireSession(orderId: string, sessionId: string): Promise<boolean> {
+    const session = await this.psp.expireCheckoutSession(sessionId, orderId).catch(async (err) => {
+      if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
+      return this.psp.retrieveCheckoutSession(sessionId);
+    });
+    const intent = typeof session.payment_intent === 'object' && session.payment_intent ? session.payment_intent : null;
+    return this.transitions.run(async (uow) => {
+      const held = await uow.lockByOrder(orderId);
+      if (!held || held.checkoutSessionId !== sessionId) return false;
+      if (session.status === 'expired' && EXPIRABLE_STATUSES.includes(held.held.orderStatus)) {
+        uow.setPaymentStatus(held, 'expired');
+        return uow.transition(held, 'expired', `unpaid after ${this.config.orderPaymentTimeoutMs / 60000} minutes: Checkout Session expired`, null);
+      }
+      if (intent) {
+        await uow.attachIntent(held, intent.id);
+        applyRetrieved(uow, held, intent, 'PSP state on expiry');
+      }
+      return false;
+    });
+  }
+
+  /** Submits evidence for the order's open dispute; the PSP's answer (under review) is applied, its outcome comes by webhook. */
+  async submitDisputeEvidence(id: string, text: string): Promise<OrderView> {
+    const dispute = await this.requireOpenDispute(id);
+    await this.applyDispute(id, await this.psp.submitDisputeEvidence(dispute.id, id, text), 'evidence submitted by admin');
+    return this.get(id);
+  }
+
+  /** Accepts the order's open dispute: the PSP closes it as lost, and the order follows. */
+  async acceptDispute(id: string): Promise<OrderView> {
+    const dispute = await this.requireOpenDispute(id);
+    await this.applyDispute(id, await this.psp.closeDispute(dispute.id, id), 'dispute accepted by admin');
+    return this.get(id);
+  }
+
+  private async requireOpenDispute(id: string): Promise<DisputeRecord> {
+    await this.requireOrder(id);
+    const dispute = (await this.orders.disputesOf([id])).at(-1);
+    if (!dispute || !OPEN_DISPUTE_STATUSES.includes(dispute.status)) {
+      throw new DomainError(ErrorCode.Conflict, dispute ? `Order ${id}'s dispute ${dispute.id} is ${dispute.status}; it can no longer be answered` : `Order ${id} has no open dispute`);
+    }
+    return dispute;
+  }
+
+  private async applyDispute(orderId: string, dispute: Stripe.Dispute, cause: string): Promise<void> {
+    await this.transitions.run(async (uow) => {
+      const held = await uow.lockByOrder(orderId);
+      if (!held) return;
+      const decision = decide(held.held, factFromDispute(dispute, held.held.lastEventCreated, true));
+      uow.applyDecision(held, decision, `${cause}: ${decision.reason}`, null);
+    });
+  }
+
+  /**
    * The PaymentIntent as the PSP just answered it (the current truth), applied
    * to the order by the pure machine through the transition writer.
    */
@@ -271,6 +401,10 @@ export class OrdersService {
     let expired = 0;
     for (const { orderId, paymentIntentId } of due) {
       try {
+        if (paymentIntentId.startsWith('cs_')) {
+          if (await this.expireSession(orderId, paymentIntentId)) expired++;
+          continue;
+        }
         const intent = await this.psp.cancelPaymentIntent(paymentIntentId, orderId, 'abandoned').catch(async (err) => {
           if (!(err instanceof DomainError) || err.code !== ErrorCode.PspRejected) throw err;
           return this.psp.retrievePaymentIntent(paymentIntentId);
@@ -303,7 +437,8 @@ export class OrdersService {
     const refunds = await this.orders.refundsOf(id);
     // Count pending refunds too, so two quick requests cannot over-refund between PSP confirmations.
     const committed = refunds.filter((r) => !['failed', 'canceled'].includes(r.status)).reduce((s, r) => s + r.amount, 0);
-    const remaining = order.amount - Math.max(order.amountRefunded, committed);
+    // After a partial capture only the captured sum can go back.
+    const remaining = (payment.amountCaptured ?? order.amount) - Math.max(order.amountRefunded, committed);
     if (remaining <= 0) throw new DomainError(ErrorCode.Conflict, `Order ${id} has nothing left to refund`);
     const amount = requested ?? remaining;
     if (amount > remaining) {
@@ -339,6 +474,8 @@ function hashRequest(dto: CreateOrderDto): string {
     items: dto.items.map((i) => [i.sku, i.name, i.unitAmount, i.quantity]),
     // Only when given, so keys stored before the field existed still replay.
     ...(dto.captureMethod !== undefined ? { captureMethod: dto.captureMethod } : {}),
+    ...(dto.checkout !== undefined ? { checkout: [dto.checkout.successUrl, dto.checkout.cancelUrl] } : {}),
+    ...(dto.returnUrl !== undefined ? { returnUrl: dto.returnUrl } : {}),
   });
   return createHash('sha256').update(canonical).digest('hex');
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type Stripe from 'stripe';
-import { OrderStatus, canTransition } from './order-status';
+import { ORDER_STATUSES, OrderStatus, canTransition } from './order-status';
 import { HeldState, PspFact, decide, decideForeign, factFromIntent, nextRefundStatus, readEvent, refundedOfCaptured, targetForIntent } from './payment-state';
 import { historyProblems } from '../../test/support/psp-flows';
 import { shuffle } from '../../test/support/shuffle';
@@ -9,7 +9,11 @@ const ORDER_ID = '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c';
 const AMOUNT = 3448;
 
 function held(overrides: Partial<HeldState> = {}): HeldState {
-  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, amountCaptured: null, lastEventCreated: 0, ...overrides };
+  return { orderId: ORDER_ID, orderStatus: 'pending_payment', orderAmount: AMOUNT, orderCurrency: 'usd', amountRefunded: 0, amountCaptured: null, captureMethod: 'automatic', lastEventCreated: 0, dispute: null, statusBeforeDispute: null, ...overrides };
+}
+
+function disputeFact(created: number, status = 'needs_response'): PspFact {
+  return { kind: 'dispute', disputeId: 'dp_1', created, status, reason: 'fraudulent', amount: AMOUNT, evidenceDueBy: null };
 }
 
 function pay(target: OrderStatus | null, created: number, extra: Partial<Extract<PspFact, { kind: 'payment' }>> = {}): PspFact {
@@ -59,17 +63,25 @@ describe('decide (the payment status machine)', () => {
 
   it('goes through paid when a refund or dispute is seen before the success', () => {
     expect(decide(held(), { kind: 'refund', amountRefunded: AMOUNT, created: 5 }).steps).toEqual(['paid', 'refunded']);
-    expect(decide(held({ orderStatus: 'requires_action' }), { kind: 'dispute', disputeId: 'dp_1', created: 5 }).steps).toEqual(['paid', 'disputed']);
-    expect(decide(held({ orderStatus: 'refunded' }), { kind: 'dispute', disputeId: 'dp_1', created: 5 }).steps).toEqual(['disputed']);
-    expect(decide(held({ orderStatus: 'canceled' }), { kind: 'dispute', disputeId: 'dp_1', created: 5 }).steps).toEqual([]);
+    expect(decide(held({ orderStatus: 'requires_action' }), disputeFact(5)).steps).toEqual(['paid', 'disputed']);
+    expect(decide(held({ orderStatus: 'refunded' }), disputeFact(5)).steps).toEqual(['disputed']);
+    expect(decide(held({ orderStatus: 'canceled' }), disputeFact(5)).steps).toEqual([]);
   });
 
   it('only ever proposes steps the transition table allows', () => {
-    const statuses: OrderStatus[] = ['pending_payment', 'requires_action', 'processing', 'payment_failed', 'paid', 'partially_refunded', 'refunded', 'disputed', 'canceled', 'needs_review'];
+    const statuses: OrderStatus[] = [...ORDER_STATUSES];
     const fact = fc.oneof(
       fc.record({ kind: fc.constant('payment' as const), target: fc.constantFrom<OrderStatus | null>(null, ...statuses), intentStatus: fc.constant('x'), created: fc.integer({ min: 0, max: 5 }), authoritative: fc.boolean() }),
       fc.record({ kind: fc.constant('refund' as const), amountRefunded: fc.integer({ min: 0, max: AMOUNT }), created: fc.integer({ min: 0, max: 5 }) }),
-      fc.record({ kind: fc.constant('dispute' as const), disputeId: fc.constant('dp_1'), created: fc.integer({ min: 0, max: 5 }) }),
+      fc.record({
+        kind: fc.constant('dispute' as const),
+        disputeId: fc.constant('dp_1'),
+        created: fc.integer({ min: 0, max: 5 }),
+        status: fc.constantFrom('needs_response', 'under_review', 'won', 'lost', 'warning_closed'),
+        reason: fc.constant('fraudulent'),
+        amount: fc.constant(AMOUNT),
+        evidenceDueBy: fc.constant(null),
+      }),
     );
     fc.assert(
       fc.property(fc.constantFrom(...statuses), fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: AMOUNT }), fact, (status, last, refunded, f) => {
@@ -218,7 +230,13 @@ function applyDeliveries(deliveries: Stripe.Event[], currentIntent: Stripe.Payme
       history.push({ from: state.orderStatus, to });
       state = { ...state, orderStatus: to };
     }
-    state = { ...state, amountRefunded: decision.amountRefunded, lastEventCreated: decision.lastEventCreated };
+    state = {
+      ...state,
+      amountRefunded: decision.amountRefunded,
+      lastEventCreated: decision.lastEventCreated,
+      dispute: decision.dispute ?? state.dispute,
+      statusBeforeDispute: decision.statusBeforeDispute ?? state.statusBeforeDispute,
+    };
   }
   return { state, history };
 }
@@ -302,5 +320,48 @@ describe('manual capture, expiry and payments the order did not ask for', () => 
     }
     expect(decideForeign(held({ orderStatus: 'needs_review' }), pay('paid', 9) as never, 'pi_other')).toMatchObject({ steps: [], unexpectedPayment: true });
     expect(decideForeign(held(), pay('payment_failed', 9) as never, 'pi_other')).toMatchObject({ outcome: 'noop', steps: [] });
+  });
+});
+
+describe('dispute outcomes and refunds that fail', () => {
+  it('returns a won dispute to the status the order had before, and ends a lost one in dispute_lost', () => {
+    const opened = decide(held({ orderStatus: 'partially_refunded', amountRefunded: 1000 }), disputeFact(5));
+    expect(opened).toMatchObject({ steps: ['disputed'], statusBeforeDispute: 'partially_refunded', dispute: { id: 'dp_1', status: 'needs_response' } });
+    const during = held({ orderStatus: 'disputed', amountRefunded: 1000, statusBeforeDispute: 'partially_refunded', dispute: opened.dispute! });
+    expect(decide(during, disputeFact(9, 'won'))).toMatchObject({ steps: ['partially_refunded'], dispute: { status: 'won' } });
+    expect(decide(during, disputeFact(9, 'lost'))).toMatchObject({ steps: ['dispute_lost'], dispute: { status: 'lost' } });
+  });
+
+  it('keeps a closed outcome whatever arrives after it, and an older open status never replaces a newer one', () => {
+    const won = held({ orderStatus: 'paid', statusBeforeDispute: 'paid', dispute: { id: 'dp_1', status: 'won', reason: 'fraudulent', amount: AMOUNT, evidenceDueBy: null, eventCreated: 9 } });
+    // The created event delivered after the closing one: the order stays where the won dispute left it.
+    expect(decide(won, disputeFact(5))).toMatchObject({ steps: [], outcome: 'noop' });
+    const review = held({ orderStatus: 'disputed', statusBeforeDispute: 'paid', dispute: { id: 'dp_1', status: 'under_review', reason: 'fraudulent', amount: AMOUNT, evidenceDueBy: null, eventCreated: 7 } });
+    expect(decide(review, disputeFact(5, 'needs_response')).dispute).toBeUndefined();
+  });
+
+  it('reaches the outcome directly when the opening was never seen: lost from paid, won leaves paid', () => {
+    expect(decide(held({ orderStatus: 'paid' }), disputeFact(9, 'lost'))).toMatchObject({ steps: ['dispute_lost'], statusBeforeDispute: 'paid' });
+    expect(decide(held({ orderStatus: 'paid' }), disputeFact(9, 'won'))).toMatchObject({ steps: [] });
+    expect(decide(held({ orderStatus: 'pending_payment' }), disputeFact(9, 'won')).steps).toEqual(['paid']);
+  });
+
+  it('lowers the refunded sum when a refund fails, and the status with it', () => {
+    expect(decide(held({ orderStatus: 'refunded', amountRefunded: AMOUNT }), { kind: 'refund', amountRefunded: 0, failed: AMOUNT, created: 9 })).toMatchObject({ amountRefunded: 0, steps: ['paid'] });
+    expect(decide(held({ orderStatus: 'refunded', amountRefunded: AMOUNT }), { kind: 'refund', amountRefunded: 1000, failed: AMOUNT - 1000, created: 9 })).toMatchObject({ amountRefunded: 1000, steps: ['partially_refunded'] });
+    // Without a failure an older, smaller total changes nothing.
+    expect(decide(held({ orderStatus: 'refunded', amountRefunded: AMOUNT }), { kind: 'refund', amountRefunded: 1000, created: 2 })).toMatchObject({ amountRefunded: AMOUNT, steps: [] });
+  });
+
+  it('never lets a payment fact undo a refund or a dispute, even as the current PSP state', () => {
+    for (const status of ['partially_refunded', 'refunded', 'disputed', 'dispute_lost'] as const) {
+      expect(decide(held({ orderStatus: status, lastEventCreated: 1 }), pay('paid', 9, { authoritative: true })).steps).toEqual([]);
+    }
+  });
+
+  it('keeps a refund status from going back: failed stays failed, succeeded never returns to pending', () => {
+    expect(nextRefundStatus('failed', 'succeeded')).toBe('failed');
+    expect(nextRefundStatus('succeeded', 'failed')).toBe('failed');
+    expect(nextRefundStatus('succeeded', 'pending')).toBe('succeeded');
   });
 });

@@ -1,11 +1,14 @@
 /** A row of `payments`: the order's PaymentIntent as we last saw it at the PSP. */
 export interface Payment {
-  /** The PaymentIntent id, pi_… */
+  /** The PaymentIntent id, pi_…; for a Checkout Session without its PaymentIntent yet, the session's id. */
   id: string;
   orderId: string;
   /** Stripe's PaymentIntent status, verbatim. */
   status: string;
   clientSecret: string;
+  /** Set when the order is paid on a hosted Checkout Session (then `id` is the session's until it creates its PaymentIntent). */
+  checkoutSessionId: string | null;
+  checkoutUrl: string | null;
   /** Held and not captured yet (manual capture). */
   amountCapturable: number;
   /** Captured at the PSP; null until then. */

@@ -6,7 +6,20 @@ import type Stripe from 'stripe';
  * mutating call carries an Idempotency-Key derived from Settle's own ids.
  */
 export abstract class PspClient {
-  abstract createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual' }): Promise<Stripe.PaymentIntent>;
+  /** `allowRedirects`: the checkout client gives a return_url, so redirect payment methods may be offered. */
+  abstract createPaymentIntent(input: {
+    orderId: string;
+    amount: number;
+    currency: string;
+    email: string;
+    captureMethod: 'automatic' | 'manual';
+    allowRedirects?: boolean;
+  }): Promise<Stripe.PaymentIntent>;
+  /** A hosted Checkout Session for the order: its lines, the order id on the session and its PaymentIntent, open until `expiresAt`. */
+  abstract createCheckoutSession(input: CheckoutSessionInput): Promise<Stripe.Checkout.Session>;
+  /** With its PaymentIntent expanded. */
+  abstract retrieveCheckoutSession(id: string): Promise<Stripe.Checkout.Session>;
+  abstract expireCheckoutSession(id: string, orderId: string): Promise<Stripe.Checkout.Session>;
   /** With its latest charge expanded (an authorization's capture window is on the charge). */
   abstract retrievePaymentIntent(id: string): Promise<Stripe.PaymentIntent>;
   /** `reason` abandoned: Settle gave up on an unpaid order (it expires); otherwise an admin canceled it. */
@@ -16,5 +29,21 @@ export abstract class PspClient {
   /** `sequence` numbers the order's refunds: a retry of the same request gets the same Refund back. */
   abstract createRefund(input: { orderId: string; paymentIntentId: string; amount: number; sequence: number }): Promise<Stripe.Refund>;
   abstract retrieveCharge(id: string): Promise<Stripe.Charge>;
+  /** Submits evidence (free text) for a dispute. */
+  abstract submitDisputeEvidence(id: string, orderId: string, text: string): Promise<Stripe.Dispute>;
+  /** Accepts a dispute: it closes as lost. */
+  abstract closeDispute(id: string, orderId: string): Promise<Stripe.Dispute>;
   abstract listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>>;
+}
+
+export interface CheckoutSessionInput {
+  orderId: string;
+  currency: string;
+  email: string;
+  items: Array<{ name: string; unitAmount: number; quantity: number }>;
+  captureMethod: 'automatic' | 'manual';
+  successUrl: string;
+  cancelUrl: string;
+  /** Epoch seconds. */
+  expiresAt: number;
 }

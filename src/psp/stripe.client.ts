@@ -1,10 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { DomainError, ErrorCode } from '../common/errors/domain-error';
 import { Metrics } from '../metrics/metrics';
-import { PspClient } from './psp-client';
+import { CheckoutSessionInput, PspClient } from './psp-client';
+
+/** The API version the SDK speaks (and renders objects in); webhook endpoints should send events in it too. */
+export const SDK_API_VERSION: string = (Stripe as unknown as { API_VERSION: string }).API_VERSION;
 
 /** Builds the one SDK instance; STRIPE_API_URL points it at a Stripe-compatible server (the mock PSP). */
 export function createStripeSdk(config: AppConfig): Stripe {
@@ -73,7 +77,7 @@ export class StripeClient implements PspClient {
     }
   }
 
-  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual' }): Promise<Stripe.PaymentIntent> {
+  createPaymentIntent(input: { orderId: string; amount: number; currency: string; email: string; captureMethod: 'automatic' | 'manual'; allowRedirects?: boolean }): Promise<Stripe.PaymentIntent> {
     return this.call('create_payment_intent', 'creating the PaymentIntent', () =>
       this.sdk.paymentIntents.create(
         {
@@ -81,11 +85,46 @@ export class StripeClient implements PspClient {
           currency: input.currency,
           receipt_email: input.email,
           metadata: { order_id: input.orderId },
-          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
+          automatic_payment_methods: { enabled: true, allow_redirects: input.allowRedirects ? 'always' : 'never' },
           ...(input.captureMethod === 'manual' ? { capture_method: 'manual' as const } : {}),
         },
         { idempotencyKey: `settle:order:${input.orderId}:payment-intent` },
       ),
+    );
+  }
+
+  createCheckoutSession(input: CheckoutSessionInput): Promise<Stripe.Checkout.Session> {
+    const metadata = { order_id: input.orderId };
+    return this.call('create_checkout_session', 'creating the Checkout Session', () =>
+      this.sdk.checkout.sessions.create(
+        {
+          mode: 'payment',
+          line_items: input.items.map((item) => ({
+            price_data: { currency: input.currency, unit_amount: item.unitAmount, product_data: { name: item.name } },
+            quantity: item.quantity,
+          })),
+          customer_email: input.email,
+          client_reference_id: input.orderId,
+          metadata,
+          payment_intent_data: { metadata, ...(input.captureMethod === 'manual' ? { capture_method: 'manual' as const } : {}) },
+          success_url: input.successUrl,
+          cancel_url: input.cancelUrl,
+          expires_at: input.expiresAt,
+        },
+        { idempotencyKey: `settle:order:${input.orderId}:checkout-session` },
+      ),
+    );
+  }
+
+  retrieveCheckoutSession(id: string): Promise<Stripe.Checkout.Session> {
+    return this.call('retrieve_checkout_session', 'retrieving the Checkout Session', () =>
+      this.sdk.checkout.sessions.retrieve(id, { expand: ['payment_intent'] }),
+    );
+  }
+
+  expireCheckoutSession(id: string, orderId: string): Promise<Stripe.Checkout.Session> {
+    return this.call('expire_checkout_session', 'expiring the Checkout Session', () =>
+      this.sdk.checkout.sessions.expire(id, {}, { idempotencyKey: `settle:order:${orderId}:checkout-session:expire` }),
     );
   }
 
@@ -123,6 +162,17 @@ export class StripeClient implements PspClient {
 
   retrieveCharge(id: string): Promise<Stripe.Charge> {
     return this.call('retrieve_charge', 'retrieving the charge', () => this.sdk.charges.retrieve(id));
+  }
+
+  submitDisputeEvidence(id: string, orderId: string, text: string): Promise<Stripe.Dispute> {
+    const key = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    return this.call('update_dispute', 'submitting dispute evidence', () =>
+      this.sdk.disputes.update(id, { evidence: { uncategorized_text: text }, submit: true }, { idempotencyKey: `settle:order:${orderId}:dispute:${id}:evidence:${key}` }),
+    );
+  }
+
+  closeDispute(id: string, orderId: string): Promise<Stripe.Dispute> {
+    return this.call('close_dispute', 'accepting the dispute', () => this.sdk.disputes.close(id, {}, { idempotencyKey: `settle:order:${orderId}:dispute:${id}:close` }));
   }
 
   listEvents(params: Stripe.EventListParams): Promise<Stripe.ApiList<Stripe.Event>> {

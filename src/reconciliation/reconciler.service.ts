@@ -166,18 +166,19 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
   private async checkStalePayments(report: ReconcileReport): Promise<void> {
     const stale = await this.orders.findStalePaymentIds(this.config.reconcileStaleAfterMs, MAX_STALE_PER_PASS);
     for (const id of stale) {
-      let intent: Stripe.PaymentIntent;
+      let retrieved: { intent: Stripe.PaymentIntent } | { session: Stripe.Checkout.Session };
       try {
         report.pspCalls++;
         this.metrics.reconcilerPspCalls.inc();
-        intent = await this.psp.retrievePaymentIntent(id);
+        // A payment still keyed by its Checkout Session has no PaymentIntent yet: the session says where it is.
+        retrieved = id.startsWith('cs_') ? { session: await this.psp.retrieveCheckoutSession(id) } : { intent: await this.psp.retrievePaymentIntent(id) };
       } catch (err) {
         // One PaymentIntent the PSP will not show must not stop the others; the pass is still reported failed.
         report.error = `retrieving ${id}: ${(err as Error).message}`;
         continue;
       }
       report.stalePaymentsChecked++;
-      const decision = await this.applier.applyRetrievedIntent(intent);
+      const decision = 'session' in retrieved ? await this.applier.applyRetrievedSession(retrieved.session) : await this.applier.applyRetrievedIntent(retrieved.intent);
       if (decision && decision.steps.length > 0) {
         report.paymentsFixed++;
         this.metrics.reconcilerFixes.inc({ kind: 'stale_payment' });

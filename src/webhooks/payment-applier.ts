@@ -1,9 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type Stripe from 'stripe';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from '../orders/order-transitions';
-import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, readEvent } from '../orders/payment-state';
+import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, factFromSession, readEvent } from '../orders/payment-state';
 import { UnexpectedPayment } from '../orders/payment.entity';
+import { Metrics } from '../metrics/metrics';
 import { PspClient } from '../psp/psp-client';
+import { SDK_API_VERSION } from '../psp/stripe.client';
 import { InboxMark, InboxRepository } from './webhook-inbox.repository';
 
 /** What became of one inbox event. */
@@ -42,7 +44,32 @@ const MAX_PSP_ROUNDS = 2;
 export class PaymentApplier {
   private readonly logger = new Logger(PaymentApplier.name);
 
-  constructor(private readonly transitions: OrderTransitions, private readonly inbox: InboxRepository, private readonly psp: PspClient) {}
+  /** API versions already logged as differing from the SDK's: one line each, the metric counts every event. */
+  private readonly versionsLogged = new Set<string>();
+
+  constructor(
+    private readonly transitions: OrderTransitions,
+    private readonly inbox: InboxRepository,
+    private readonly psp: PspClient,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** An event in another API version than the SDK's may carry fields renamed or missing: counted, and said once per version. */
+  private checkApiVersion(event: Stripe.Event): void {
+    const version = event.api_version;
+    if (!version || version === SDK_API_VERSION) return;
+    this.metrics.eventApiVersionMismatch.inc({ api_version: version });
+    if (this.versionsLogged.has(version)) return;
+    this.versionsLogged.add(version);
+    this.logger.warn({ msg: "PSP events arrive in another API version than the SDK's: set the webhook endpoint's version to the SDK's (npm run stripe:webhook-endpoint)", eventApiVersion: version, sdkApiVersion: SDK_API_VERSION, eventId: event.id });
+  }
+
+  /** A payment the order did not ask for: counted and logged with both ids, for a person to look at. */
+  private noteUnexpected(uow: OrderUnitOfWork, h: HeldOrder, payment: UnexpectedPayment, eventId: string | null): void {
+    uow.addUnexpectedPayment(h, payment);
+    this.metrics.unexpectedPayments.inc();
+    this.logger.warn({ msg: 'unexpected payment on an order', orderId: h.held.orderId, orderPaymentId: h.intentId, unexpectedPaymentId: payment.id, amount: payment.amount, currency: payment.currency, eventId });
+  }
 
   /**
    * Applies these inbox events; safe to call any number of times for the same
@@ -101,12 +128,13 @@ export class PaymentApplier {
         continue;
       }
       const event = JSON.parse(row.payload) as Stripe.Event;
+      this.checkApiVersion(event);
       const read = readEvent(event);
       if (!read) {
         mark(row.id, 'ignored', 'unknown_type');
         continue;
       }
-      let intentId = read.paymentIntentId;
+      let intentId = read.paymentIntentId ?? read.checkoutSessionId ?? null;
       if (!intentId && read.chargeId) {
         const answer = answers.get(row.id);
         if (answer?.chargeIntentId === undefined) {
@@ -121,11 +149,20 @@ export class PaymentApplier {
 
     // Payments naming an order in metadata are locked with it too, in the same statement (one lock order): they may not be its own.
     const namedOrders = candidates.map((c) => (c.read.fact.kind === 'payment' ? c.read.fact.orderIdInMetadata : undefined)).filter((id): id is string => !!id && isUuid(id));
-    const held = await uow.lockByIntent([...new Set(candidates.map((c) => c.intentId))], [...new Set(namedOrders)]);
+    const keys = candidates.flatMap((c) => [c.intentId, ...(c.read.checkoutSessionId ? [c.read.checkoutSessionId] : [])]);
+    const held = await uow.lockByIntent([...new Set(keys)], [...new Set(namedOrders)]);
     const heldByOrder = new Map([...held.values()].map((h) => [h.held.orderId, h]));
     candidates.sort((a, b) => a.event.created - b.event.created);
     for (const c of candidates) {
-      const h = held.get(c.intentId);
+      let h = held.get(c.intentId) ?? (c.read.checkoutSessionId ? held.get(c.read.checkoutSessionId) : undefined);
+      if (!h) {
+        // A PaymentIntent the order's Checkout Session created, seen before the session's own event named it: the order's own.
+        const named = c.read.fact.kind === 'payment' && c.read.fact.orderIdInMetadata ? heldByOrder.get(c.read.fact.orderIdInMetadata) : undefined;
+        if (named && (await uow.attachIntent(named, c.intentId))) h = named;
+      } else if (c.read.paymentIntentId && c.read.paymentIntentId !== h.intentId) {
+        await uow.attachIntent(h, c.read.paymentIntentId);
+      }
+      if (h) held.set(h.intentId, h);
       if (!h) {
         const named = c.read.fact.kind === 'payment' && c.read.fact.orderIdInMetadata ? heldByOrder.get(c.read.fact.orderIdInMetadata) : undefined;
         // Only an order whose own payment is recorded: before that, this may be its own PaymentIntent arriving early.
@@ -139,7 +176,12 @@ export class PaymentApplier {
         continue;
       }
       let fact: PspFact = c.read.fact;
-      if (c.read.refund) fact = { kind: 'refund', amountRefunded: await uow.recordRefund(h, c.read.refund), created: fact.created };
+      const refunds = c.read.refund ? [c.read.refund] : (c.read.refunds ?? []);
+      if (refunds.length > 0 && fact.kind === 'refund') {
+        // Our ledger of the charge's refunds (each status only moves forward) gives the total, and tells a refund that failed.
+        const ledger = await uow.recordRefunds(h, refunds);
+        fact = { ...fact, amountRefunded: ledger.total, ...(ledger.failed > 0 ? { failed: ledger.failed } : {}) };
+      }
       let decision = decide(h.held, fact);
       if (decision.needsPspState) {
         const intent = answers.get(c.id)?.intent;
@@ -161,15 +203,32 @@ export class PaymentApplier {
     const disputeId = fact.kind === 'dispute' ? fact.disputeId : undefined;
     if (paymentId !== h.intentId) {
       // Not the order's payment: none of its figures or its age apply to the order's own.
-      if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
+      if (decision.unexpectedPayment && fact.kind === 'payment') this.noteUnexpected(uow, h, unexpectedOf(paymentId, fact, h), eventId);
       const steps = decision.steps.filter((to) => uow.transition(h, to, `${event.type}: ${decision.reason}`, eventId));
       if (steps.includes('needs_review')) uow.setReviewReason(h, decision.reason);
       this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus, paymentId });
       return;
     }
-    if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
+    if (decision.unexpectedPayment && fact.kind === 'payment') this.noteUnexpected(uow, h, unexpectedOf(paymentId, fact, h), eventId);
     const steps = uow.applyDecision(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, disputeId);
     this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
+  }
+
+  /**
+   * Applies a Checkout Session as retrieved (by the reconciler): its
+   * PaymentIntent, once it has one (attached to the order's payment), or else
+   * the session's own state (expired, or still open).
+   */
+  async applyRetrievedSession(session: Stripe.Checkout.Session): Promise<Decision | null> {
+    const intent = typeof session.payment_intent === 'object' && session.payment_intent ? session.payment_intent : null;
+    return this.transitions.run(async (uow) => {
+      const h = (await uow.lockByIntent([session.id])).get(session.id);
+      if (!h) return null;
+      if (intent) await uow.attachIntent(h, intent.id);
+      const fact = intent ? factFromIntent(intent, h.held.lastEventCreated) : factFromSession(session, undefined, h.held.lastEventCreated);
+      if (!fact) return null;
+      return this.applyRetrieved(uow, h, fact, intent?.id ?? session.id, `reconciler.${intent ? 'payment_intent' : 'checkout_session'}`);
+    });
   }
 
   /**
@@ -182,19 +241,23 @@ export class PaymentApplier {
     return this.transitions.run(async (uow) => {
       const h = (await uow.lockByIntent([intent.id])).get(intent.id);
       if (!h) return null;
-      const fact = factFromIntent(intent, h.held.lastEventCreated);
-      const decision = decide(h.held, fact);
-      if (decision.unexpectedPayment) uow.addUnexpectedPayment(h, unexpectedOf(intent.id, fact, h));
-      let recordId: string | null = null;
-      if (decision.steps.length > 0) {
-        recordId = `rec_${intent.id}_${Date.now()}`;
-        const payload = JSON.stringify({ id: recordId, type: 'reconciler.payment_intent', data: { object: { id: intent.id, status: intent.status } } });
-        uow.also((write) => this.inbox.addReconcilerRecord(write, { id: recordId as string, payload, outcome: decision.outcome }));
-      }
-      const steps = uow.applyDecision(h, decision, `reconciler: ${decision.reason}`, recordId);
-      if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });
-      return decision;
+      return this.applyRetrieved(uow, h, factFromIntent(intent, h.held.lastEventCreated), intent.id, 'reconciler.payment_intent');
     });
+  }
+
+  /** A retrieved object's facts through the machine; a change is recorded as an inbox row of its own, the cause of its history entries. */
+  private applyRetrieved(uow: OrderUnitOfWork, h: HeldOrder, fact: PaymentFact, objectId: string, recordType: string): Decision {
+    const decision = decide(h.held, fact);
+    if (decision.unexpectedPayment) this.noteUnexpected(uow, h, unexpectedOf(objectId, fact, h), null);
+    let recordId: string | null = null;
+    if (decision.steps.length > 0) {
+      recordId = `rec_${objectId}_${Date.now()}`;
+      const payload = JSON.stringify({ id: recordId, type: recordType, data: { object: { id: objectId, status: fact.intentStatus } } });
+      uow.also((write) => this.inbox.addReconcilerRecord(write, { id: recordId as string, payload, outcome: decision.outcome }));
+    }
+    const steps = uow.applyDecision(h, decision, `reconciler: ${decision.reason}`, recordId);
+    if (steps.length > 0) this.logger.log({ msg: 'payment reconciled', eventId: recordId, orderId: h.held.orderId, outcome: decision.outcome, steps });
+    return decision;
   }
 }
 

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { Client } from 'pg';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
-import { FLOWS, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
+import { FLOWS, captureMethodFor, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 
@@ -30,8 +30,9 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
   it('converges after one pass, then a pass with nothing new costs one PSP call', async () => {
     const orders: Array<{ id: string; pi: string }> = [];
     for (let i = 0; i < 21; i++) {
-      const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
-      await runFlow(stack.stripe, stack.mock, order.payment.id, FLOWS[i % FLOWS.length]!);
+      const flow = FLOWS[i % FLOWS.length]!;
+      const order = (await request(stack.url).post('/orders').send(orderBody({ captureMethod: captureMethodFor(flow) })).expect(201)).body;
+      await runFlow(stack.stripe, stack.mock, order.payment.id, flow);
       orders.push({ id: order.id, pi: order.payment.id });
     }
     await stack.mock.idle(30000);

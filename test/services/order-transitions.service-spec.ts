@@ -240,4 +240,144 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     expect(view).toMatchObject({ status: 'needs_review', reviewReason: expect.stringMatching(/pi_fake_dashboard_charge took 700 usd/), unexpectedPayments: [{ id: 'pi_fake_dashboard_charge', amount: 700, currency: 'usd', status: 'succeeded' }] });
     expect(view.history.map((h) => h.to)).toEqual(['paid', 'needs_review']);
   });
+
+  describe('hosted checkout (Checkout Sessions)', () => {
+    const checkout = { successUrl: 'http://shop.test/done?session={CHECKOUT_SESSION_ID}', cancelUrl: 'http://shop.test/cart' };
+    const newCheckoutOrder = async () => {
+      const { order } = await orders.create({ currency: 'usd', items: [{ sku: 'A', name: 'A', unitAmount: 1000, quantity: 1 }], customerEmail: 'a@example.com', checkout });
+      tier.psp.calls.length = 0;
+      return order;
+    };
+    const storeSessionEvent = async (order: { id: string; payment: { checkoutSessionId?: string } | null }, type: string, fields: Record<string, unknown>, created: number) => {
+      const id = `evt_svc_${++seq}`;
+      const object = { id: order.payment!.checkoutSessionId, object: 'checkout.session', amount_total: 1000, currency: 'usd', metadata: { order_id: order.id }, client_reference_id: order.id, ...fields };
+      await inbox.storeMany([{ id, type, created, payload: JSON.stringify({ id, object: 'event', type, created, data: { object } }) }], 'webhook');
+      return id;
+    };
+
+    it('creates the order with a session: no PaymentIntent yet, the checkout URL to send the customer to', async () => {
+      const order = await newCheckoutOrder();
+      expect(order.payment).toEqual({ id: null, status: 'open', clientSecret: null, checkoutSessionId: expect.stringMatching(/^cs_fake_/), checkoutUrl: expect.stringMatching(/^https:/) });
+      const session = tier.psp.sessions.get(order.payment!.checkoutSessionId!)!;
+      expect(session).toMatchObject({ client_reference_id: order.id, metadata: { order_id: order.id } });
+      // Stripe's floor of 30 minutes, though the test configuration's timeout may be shorter.
+      expect(session.expires_at * 1000 - Date.now()).toBeGreaterThanOrEqual(30 * 60_000);
+    });
+
+    it("pays the order from the session's completion, attaching the session's PaymentIntent; its own events then apply to it", async () => {
+      const order = await newCheckoutOrder();
+      const t = Math.floor(Date.now() / 1000);
+      await applier.applyEvents([await storeSessionEvent(order, 'checkout.session.completed', { status: 'complete', payment_status: 'paid', payment_intent: 'pi_fake_from_session_1' }, t)]);
+      const view = await orders.get(order.id);
+      expect(view).toMatchObject({ status: 'paid', payment: { id: 'pi_fake_from_session_1', checkoutSessionId: order.payment!.checkoutSessionId } });
+      const success = await storeIntentEvent({ orderId: order.id, intentId: 'pi_fake_from_session_1' }, 'payment_intent.succeeded', 'succeeded', t);
+      expect((await applier.applyEvents([success])).get(success)).toBe('noop');
+      expect((await orders.get(order.id)).status).toBe('paid');
+    });
+
+    it("takes the session's PaymentIntent as the order's own when its events come before the session's (never as an unexpected payment)", async () => {
+      const order = await newCheckoutOrder();
+      const t = Math.floor(Date.now() / 1000);
+      await applier.applyEvents([await storeIntentEvent({ orderId: order.id, intentId: 'pi_fake_from_session_2' }, 'payment_intent.succeeded', 'succeeded', t)]);
+      await applier.applyEvents([await storeSessionEvent(order, 'checkout.session.completed', { status: 'complete', payment_status: 'paid', payment_intent: 'pi_fake_from_session_2' }, t)]);
+      const view = await orders.get(order.id);
+      expect(view).toMatchObject({ status: 'paid', payment: { id: 'pi_fake_from_session_2' } });
+      expect(view.unexpectedPayments).toBeUndefined();
+      expect(view.history.map((h) => h.to)).toEqual(['paid']);
+    });
+
+    it('waits on a completed but unpaid session (a delayed method), then follows its async result', async () => {
+      const order = await newCheckoutOrder();
+      const t = Math.floor(Date.now() / 1000);
+      await applier.applyEvents([await storeSessionEvent(order, 'checkout.session.completed', { status: 'complete', payment_status: 'unpaid', payment_intent: 'pi_fake_from_session_3' }, t)]);
+      expect((await orders.get(order.id)).status).toBe('pending_payment');
+      await applier.applyEvents([await storeSessionEvent(order, 'checkout.session.async_payment_failed', { status: 'complete', payment_status: 'unpaid', payment_intent: 'pi_fake_from_session_3' }, t + 1)]);
+      expect((await orders.get(order.id)).status).toBe('payment_failed');
+    });
+
+    it('expires the order when its session expires, and the unpaid-order sweep expires the session at the PSP first', async () => {
+      const byEvent = await newCheckoutOrder();
+      await applier.applyEvents([await storeSessionEvent(byEvent, 'checkout.session.expired', { status: 'expired', payment_status: 'unpaid', payment_intent: null }, Math.floor(Date.now() / 1000))]);
+      expect((await orders.get(byEvent.id)).status).toBe('expired');
+
+      const bySweep = await newCheckoutOrder();
+      await tier.db.query(`UPDATE orders SET created_at = now() - interval '2 days' WHERE id = $1`, [bySweep.id]);
+      await orders.expireUnpaid();
+      expect(tier.psp.calls).toContain('expire_checkout_session');
+      expect(tier.psp.sessions.get(bySweep.payment!.checkoutSessionId!)!.status).toBe('expired');
+      expect((await orders.get(bySweep.id)).status).toBe('expired');
+    });
+
+    it('reconciles an open session whose events were lost: the session is retrieved and its PaymentIntent applied', async () => {
+      const order = await newCheckoutOrder();
+      const sessionId = order.payment!.checkoutSessionId!;
+      tier.psp.setIntent('pi_fake_from_session_4', { status: 'succeeded', amount: 1000, currency: 'usd', amount_received: 1000, metadata: { order_id: order.id } });
+      Object.assign(tier.psp.sessions.get(sessionId)!, { status: 'complete', payment_status: 'paid', payment_intent: tier.psp.intents.get('pi_fake_from_session_4') });
+      await tier.db.query(`UPDATE payments SET checked_at = now() - interval '1 hour' WHERE checkout_session_id = $1`, [sessionId]);
+      await tier.app.get(ReconcilerService).runOnce();
+      expect(tier.psp.calls).toContain('retrieve_checkout_session');
+      expect(await orders.get(order.id)).toMatchObject({ status: 'paid', payment: { id: 'pi_fake_from_session_4' } });
+    });
+  });
+
+  describe('dispute outcomes and refunds that fail', () => {
+    const storeObjectEvent = async (type: string, object: Record<string, unknown>, created: number) => {
+      const id = `evt_svc_${++seq}`;
+      await inbox.storeMany([{ id, type, created, payload: JSON.stringify({ id, object: 'event', type, created, data: { object } }) }], 'webhook');
+      return id;
+    };
+    const paidOrder = async () => {
+      const o = await newOrder();
+      await applier.applyEvents([await storeIntentEvent(o, 'payment_intent.succeeded', 'succeeded', Math.floor(Date.now() / 1000) - 100, { amount_received: 1000 })]);
+      return o;
+    };
+    const dispute = (o: { intentId: string }, id: string, status: string) => ({
+      id, object: 'dispute', payment_intent: o.intentId, charge: 'ch_x', amount: 1000, currency: 'usd', status, reason: 'fraudulent', evidence_details: { due_by: 1_900_000_000 },
+    });
+
+    it('shows the dispute, returns a won one to the status before it, in any order of its events', async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      // closed (won) delivered before created: the order ends paid, the dispute shows won.
+      const closed = await storeObjectEvent('charge.dispute.closed', dispute(o, 'dp_svc_1', 'won'), t + 5);
+      const created = await storeObjectEvent('charge.dispute.created', dispute(o, 'dp_svc_1', 'needs_response'), t);
+      await applier.applyEvents([closed]);
+      await applier.applyEvents([created]);
+      const view = await orders.get(o.orderId);
+      expect(view).toMatchObject({ status: 'paid', dispute: { id: 'dp_svc_1', status: 'won', reason: 'fraudulent', amount: 1000, evidenceDueBy: new Date(1_900_000_000_000).toISOString() } });
+
+      const o2 = await paidOrder();
+      await applier.applyEvents([await storeObjectEvent('charge.dispute.created', dispute(o2, 'dp_svc_2', 'needs_response'), t)]);
+      expect((await orders.get(o2.orderId)).status).toBe('disputed');
+      await applier.applyEvents([await storeObjectEvent('charge.dispute.closed', dispute(o2, 'dp_svc_2', 'won'), t + 5)]);
+      expect((await orders.get(o2.orderId)).history.map((h) => h.to)).toEqual(['paid', 'disputed', 'paid']);
+    });
+
+    it('takes evidence and acceptance to the PSP for an open dispute only, and a lost one ends dispute_lost', async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      await expect(orders.acceptDispute(o.orderId)).rejects.toMatchObject({ code: ErrorCode.Conflict, message: expect.stringMatching(/no open dispute/) });
+      tier.psp.disputes.set('dp_svc_3', dispute(o, 'dp_svc_3', 'needs_response') as unknown as Stripe.Dispute);
+      await applier.applyEvents([await storeObjectEvent('charge.dispute.created', dispute(o, 'dp_svc_3', 'needs_response'), t)]);
+      const accepted = await orders.acceptDispute(o.orderId);
+      expect(accepted).toMatchObject({ status: 'dispute_lost', dispute: { status: 'lost' } });
+      expect(tier.psp.calls).toContain('close_dispute');
+      await expect(orders.submitDisputeEvidence(o.orderId, 'too late')).rejects.toMatchObject({ code: ErrorCode.Conflict });
+    });
+
+    it('lowers amountRefunded and the status when a refund that succeeded fails, with one history entry', async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      const refund = { id: 're_svc_1', object: 'refund', payment_intent: o.intentId, charge: 'ch_x', amount: 1000, currency: 'usd' };
+      await applier.applyEvents([await storeObjectEvent('refund.created', { ...refund, status: 'succeeded' }, t)]);
+      expect(await orders.get(o.orderId)).toMatchObject({ status: 'refunded', amountRefunded: 1000 });
+      const failed = await storeObjectEvent('charge.refund.updated', { ...refund, status: 'failed' }, t + 9);
+      await applier.applyEvents([failed, failed]);
+      // The older 'succeeded' delivered again changes nothing: a failed refund stays failed.
+      await applier.applyEvents([await storeObjectEvent('refund.updated', { ...refund, status: 'succeeded' }, t + 1)]);
+      const view = await orders.get(o.orderId);
+      expect(view).toMatchObject({ status: 'paid', amountRefunded: 0 });
+      expect(view.history.map((h) => h.to)).toEqual(['paid', 'refunded', 'paid']);
+    });
+  });
 });

@@ -35,6 +35,12 @@ const TRIGGERS: Array<[string, string[]]> = [
   ['charge.refund.updated', ['payment_intent.created', 'charge.succeeded', 'charge.refunded', 'refund.created', 'refund.updated', 'charge.refund.updated']],
   ['charge.succeeded', ['payment_intent.created', 'payment_intent.succeeded', 'charge.succeeded']],
   ['charge.failed', ['payment_intent.created', 'payment_intent.payment_failed', 'charge.failed']],
+  // Checkout: a product and a price, a session, then the session paid through /v1/payment_pages/:id/confirm
+  // (a card; SEPA Direct Debit for the async ones, whose outcome follows a moment later) or expired.
+  ['checkout.session.completed', ['product.created', 'price.created', 'payment_intent.created', 'charge.succeeded', 'payment_intent.succeeded', 'checkout.session.completed']],
+  ['checkout.session.async_payment_succeeded', ['payment_intent.created', 'payment_intent.processing', 'checkout.session.completed', 'payment_intent.succeeded', 'checkout.session.async_payment_succeeded']],
+  ['checkout.session.async_payment_failed', ['payment_intent.created', 'payment_intent.processing', 'checkout.session.completed', 'payment_intent.payment_failed', 'checkout.session.async_payment_failed']],
+  ['checkout.session.expired', ['product.created', 'price.created', 'checkout.session.expired']],
 ];
 
 

@@ -3,8 +3,35 @@ import type { MockPsp } from '../../src/mock-psp';
 import { waitFor } from './wait';
 
 /** The payment flows the e2e property tests drive at the mock PSP, as a checkout and an operator would. */
-export const FLOWS = ['success', 'failureThenSuccess', 'threeDs', 'threeDsFailure', 'partialThenFullRefund', 'dispute', 'cancel'] as const;
-export type FlowName = (typeof FLOWS)[number];
+export const FLOWS = [
+  'success',
+  'failureThenSuccess',
+  'threeDs',
+  'threeDsFailure',
+  'partialThenFullRefund',
+  'dispute',
+  'cancel',
+  'manualCapture',
+  'partialCapture',
+  'voidAuthorization',
+] as const;
+/**
+ * Flows that wait for the mock's clock: an authorization lapses when its
+ * capture window (7 days x the mock's timeScale) ends, so only a mock started
+ * with a tiny timeScale (0.00002: about 12 s) runs them in reasonable time.
+ */
+export const SLOW_FLOWS = ['authorizationExpiry'] as const;
+export type FlowName = (typeof FLOWS)[number] | (typeof SLOW_FLOWS)[number];
+
+const MANUAL_CAPTURE_FLOWS: readonly FlowName[] = ['manualCapture', 'partialCapture', 'voidAuthorization', 'authorizationExpiry'];
+
+/** The captureMethod to create the order with: the manual-capture flows need an authorization to capture or release. */
+export function captureMethodFor(flow: FlowName): 'automatic' | 'manual' {
+  return MANUAL_CAPTURE_FLOWS.includes(flow) ? 'manual' : 'automatic';
+}
+
+/** partialCapture captures this much of the order (orderBody's 3448), then refunds `firstRefund` of it and then the rest. */
+export const PARTIAL_CAPTURE = { capture: 2000, firstRefund: 500 } as const;
 
 async function confirm(stripe: Stripe, pi: string, method: string): Promise<void> {
   try {
@@ -46,8 +73,44 @@ export async function runFlow(stripe: Stripe, mock: MockPsp, pi: string, flow: F
     case 'cancel':
       await stripe.paymentIntents.cancel(pi);
       break;
+    case 'manualCapture':
+      await confirm(stripe, pi, 'pm_card_visa');
+      await stripe.paymentIntents.capture(pi);
+      break;
+    case 'partialCapture':
+      await confirm(stripe, pi, 'pm_card_visa');
+      // The uncaptured rest is released; Stripe counts it in the charge's amount_refunded.
+      await stripe.paymentIntents.capture(pi, { amount_to_capture: PARTIAL_CAPTURE.capture });
+      await stripe.refunds.create({ payment_intent: pi, amount: PARTIAL_CAPTURE.firstRefund });
+      await stripe.refunds.create({ payment_intent: pi });
+      break;
+    case 'voidAuthorization':
+      await confirm(stripe, pi, 'pm_card_visa');
+      await stripe.paymentIntents.cancel(pi);
+      break;
+    case 'authorizationExpiry':
+      await confirm(stripe, pi, 'pm_card_visa');
+      await waitForLapse(stripe, mock, pi);
+      break;
   }
   return eventsFor(mock, pi);
+}
+
+/** Waits until the mock lets the authorization of `pi` lapse (charge.expired, then payment_intent.canceled). */
+async function waitForLapse(stripe: Stripe, mock: MockPsp, pi: string): Promise<void> {
+  const intent = await stripe.paymentIntents.retrieve(pi);
+  if (intent.status !== 'requires_capture' || typeof intent.latest_charge !== 'string') {
+    throw new Error(`authorizationExpiry: ${pi} is ${intent.status}, not an authorization (was the order created with captureMethod manual?)`);
+  }
+  const charge = await stripe.charges.retrieve(intent.latest_charge);
+  const captureBefore = charge.payment_method_details?.card?.capture_before;
+  if (!captureBefore) throw new Error(`authorizationExpiry: the charge of ${pi} has no capture_before`);
+  // capture_before is in whole seconds; the mock's timer may fire up to a second after it.
+  const waitMs = captureBefore * 1000 - Date.now() + 10000;
+  if (waitMs > 120000) {
+    throw new Error(`authorizationExpiry would wait ${Math.round(waitMs / 1000)} s for the capture window: start the mock with a timeScale that makes 7 days a few seconds`);
+  }
+  await waitFor(async () => eventsFor(mock, pi).some((e) => e.type === 'payment_intent.canceled'), `authorization of ${pi} lapsed`, waitMs, 50);
 }
 
 /** Every event the mock emitted that concerns PaymentIntent `pi` (its charges, refunds and disputes name it). */
@@ -59,19 +122,36 @@ export function eventsFor(mock: MockPsp, pi: string): Stripe.Event[] {
   });
 }
 
-/** The order status and refunded figure the PSP's current state implies. */
-export async function pspTruth(stripe: Stripe, mock: MockPsp, pi: string): Promise<{ status: string; amountRefunded: number }> {
+/**
+ * What the charge says was captured and refunded of it. Stripe's
+ * amount_refunded also counts what was never captured: the rest released by a
+ * partial capture, and the whole of a voided or lapsed authorization.
+ */
+export function chargeFigures(charge: Stripe.Charge | null): { amountCaptured: number; amountRefunded: number } {
+  if (!charge || !charge.captured) return { amountCaptured: 0, amountRefunded: 0 };
+  return { amountCaptured: charge.amount_captured, amountRefunded: Math.max(0, charge.amount_refunded - (charge.amount - charge.amount_captured)) };
+}
+
+/** The PaymentIntent `pi` and its latest charge, as the PSP holds them now. */
+export async function pspPayment(stripe: Stripe, pi: string): Promise<{ intent: Stripe.PaymentIntent; charge: Stripe.Charge | null }> {
   const intent = await stripe.paymentIntents.retrieve(pi);
   const chargeId = typeof intent.latest_charge === 'string' ? intent.latest_charge : intent.latest_charge?.id;
-  const charge = chargeId ? await stripe.charges.retrieve(chargeId) : null;
-  const amountRefunded = charge?.amount_refunded ?? 0;
+  return { intent, charge: chargeId ? await stripe.charges.retrieve(chargeId) : null };
+}
+
+/** The order status and refunded figure the PSP's current state implies. */
+export async function pspTruth(stripe: Stripe, mock: MockPsp, pi: string): Promise<{ status: string; amountRefunded: number }> {
+  const { intent, charge } = await pspPayment(stripe, pi);
+  const { amountCaptured, amountRefunded } = chargeFigures(charge);
   const disputed = eventsFor(mock, pi).some((e) => e.type.startsWith('charge.dispute.'));
   let status: string;
   if (disputed) status = 'disputed';
-  else if (amountRefunded >= intent.amount) status = 'refunded';
+  // The PSP cancels with `automatic` when an authorization lapses; Settle cancels with `abandoned` when an order was left unpaid.
+  else if (intent.status === 'canceled') status = intent.cancellation_reason === 'automatic' || intent.cancellation_reason === 'abandoned' ? 'expired' : 'canceled';
+  else if (amountCaptured > 0 && amountRefunded >= amountCaptured) status = 'refunded';
   else if (amountRefunded > 0) status = 'partially_refunded';
   else if (intent.status === 'succeeded') status = 'paid';
-  else if (intent.status === 'canceled') status = 'canceled';
+  else if (intent.status === 'requires_capture') status = 'authorized';
   else if (intent.status === 'requires_action') status = 'requires_action';
   else if (intent.status === 'processing') status = 'processing';
   else status = intent.last_payment_error ? 'payment_failed' : 'pending_payment';

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/env';
 import { DatabaseModule } from '../../src/database/database.module';
 import { MetricsModule } from '../../src/metrics/metrics.module';
 import { OrdersModule } from '../../src/orders/orders.module';
-import { PspClient } from '../../src/psp/psp-client';
+import { CheckoutSessionInput, PspClient } from '../../src/psp/psp-client';
 import { ReconciliationModule } from '../../src/reconciliation/reconciliation.module';
 import { PaymentApplierModule } from '../../src/webhooks/webhooks.module';
 import { WEBHOOK_QUEUE_SETTINGS } from '../../src/webhooks/webhook-queue';
@@ -72,6 +72,60 @@ export class FakePsp implements PspClient {
     const intent = this.intents.get(id);
     if (!intent) throw new Error(`no such PaymentIntent ${id}`);
     return this.setIntent(id, { status: 'succeeded', amount_received: amount ?? intent.amount_capturable, amount_capturable: 0 });
+  }
+
+  readonly sessions = new Map<string, Stripe.Checkout.Session>();
+
+  async createCheckoutSession(input: CheckoutSessionInput): Promise<Stripe.Checkout.Session> {
+    await this.call('create_checkout_session');
+    const id = `cs_fake_${++this.next}`;
+    const amount = input.items.reduce((s, i) => s + i.unitAmount * i.quantity, 0);
+    const session = {
+      id,
+      object: 'checkout.session',
+      status: 'open',
+      payment_status: 'unpaid',
+      payment_intent: null,
+      amount_total: amount,
+      currency: input.currency,
+      client_reference_id: input.orderId,
+      metadata: { order_id: input.orderId },
+      url: `https://checkout.fake/${id}`,
+      expires_at: input.expiresAt,
+    } as unknown as Stripe.Checkout.Session;
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  async retrieveCheckoutSession(id: string): Promise<Stripe.Checkout.Session> {
+    await this.call('retrieve_checkout_session');
+    const session = this.sessions.get(id);
+    if (!session) throw new Error(`no such Checkout Session ${id}`);
+    return session;
+  }
+
+  async expireCheckoutSession(id: string): Promise<Stripe.Checkout.Session> {
+    await this.call('expire_checkout_session');
+    const session = this.sessions.get(id);
+    if (!session) throw new Error(`no such Checkout Session ${id}`);
+    Object.assign(session, { status: 'expired' });
+    return session;
+  }
+
+  readonly disputes = new Map<string, Stripe.Dispute>();
+
+  async submitDisputeEvidence(id: string): Promise<Stripe.Dispute> {
+    await this.call('update_dispute');
+    const dispute = this.disputes.get(id);
+    if (!dispute) throw new Error(`no such dispute ${id}`);
+    return Object.assign(dispute, { status: 'under_review' });
+  }
+
+  async closeDispute(id: string): Promise<Stripe.Dispute> {
+    await this.call('close_dispute');
+    const dispute = this.disputes.get(id);
+    if (!dispute) throw new Error(`no such dispute ${id}`);
+    return Object.assign(dispute, { status: 'lost' });
   }
 
   async createRefund(): Promise<Stripe.Refund> {

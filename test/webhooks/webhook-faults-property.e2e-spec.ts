@@ -5,7 +5,7 @@ import type Stripe from 'stripe';
 import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { ChildApp } from '../support/child-app';
-import { FLOWS, FlowName, eventsFor, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
+import { FLOWS, FlowName, captureMethodFor, eventsFor, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
 import { TestRedis } from '../support/redis-server';
 import { testAppEnv, uniqueQueuePrefix } from '../support/services';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
@@ -16,7 +16,7 @@ type Fault = 'none' | MidStreamFault;
 
 /**
  * The full-stack property with the faults of a real deployment: for any mix of
- * flows (failures, 3-D Secure, refunds, disputes, cancels), with the PSP
+ * flows (failures, 3-D Secure, refunds, disputes, cancels, manual captures), with the PSP
  * dropping, duplicating, delaying and reordering its deliveries, two instances
  * taking jobs from one queue, and mid-stream either the worker instance
  * SIGKILLed or Redis restarted empty, every order ends where the PSP is, each
@@ -90,7 +90,7 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
     stack.mock.setFaults({ ...faults, delayMs: [0, 200] }, seed);
     const orders: Array<{ id: string; pi: string; flow: FlowName }> = [];
     for (const flow of flows) {
-      const order = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+      const order = (await request(stack.url).post('/orders').send(orderBody({ captureMethod: captureMethodFor(flow) })).expect(201)).body;
       orders.push({ id: order.id, pi: order.payment.id, flow });
     }
     const cut = Math.min(faultAfter, orders.length);

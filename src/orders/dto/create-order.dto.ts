@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, ArrayMinSize, IsArray, IsEmail, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, MaxLength, Min, ValidateNested,
+  ArrayMaxSize, ArrayMinSize, IsArray, IsEmail, IsIn, IsInt, IsOptional, IsString, IsUrl, Length, Matches, Max, MaxLength, Min, ValidateNested,
 } from 'class-validator';
 
 export class OrderItemDto {
@@ -27,6 +27,21 @@ export class OrderItemDto {
   @Min(1)
   @Max(10_000)
   quantity: number;
+}
+
+/** http(s) with a host; localhost allowed (a shop on a laptop), as Stripe's test mode allows. */
+const URL_RULE = { protocols: ['http', 'https'], require_protocol: true, require_tld: false };
+
+export class CheckoutDto {
+  @ApiProperty({ example: 'https://shop.example/orders/done?session={CHECKOUT_SESSION_ID}', description: 'Where the customer returns after paying; {CHECKOUT_SESSION_ID} is filled in' })
+  @IsUrl(URL_RULE, { message: 'checkout.successUrl must be an http(s) URL' })
+  @MaxLength(2048)
+  successUrl: string;
+
+  @ApiProperty({ example: 'https://shop.example/cart', description: 'Where the customer goes when leaving the payment page' })
+  @IsUrl(URL_RULE, { message: 'checkout.cancelUrl must be an http(s) URL' })
+  @MaxLength(2048)
+  cancelUrl: string;
 }
 
 export class CreateOrderDto {
@@ -57,4 +72,16 @@ export class CreateOrderDto {
   @IsOptional()
   @IsIn(['automatic', 'manual'], { message: 'captureMethod must be "automatic" or "manual"' })
   captureMethod?: 'automatic' | 'manual';
+
+  @ApiPropertyOptional({ type: CheckoutDto, description: 'Pay on a hosted Checkout Session instead of with a client secret: the answer carries payment.checkoutUrl' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CheckoutDto)
+  checkout?: CheckoutDto;
+
+  @ApiPropertyOptional({ example: 'https://shop.example/orders/return', description: 'PaymentIntent flow: the checkout confirms with this return_url, so redirect payment methods may be offered' })
+  @IsOptional()
+  @IsUrl(URL_RULE, { message: 'returnUrl must be an http(s) URL' })
+  @MaxLength(2048)
+  returnUrl?: string;
 }

@@ -3,6 +3,7 @@ import { Order } from '../order.entity';
 import { OrderHistoryEntry } from '../order-history.entity';
 import { Payment, UnexpectedPayment } from '../payment.entity';
 import { ORDER_STATUSES, OrderStatus } from '../order-status';
+import { DisputeRecord } from '../payment-state';
 
 export class OrderItemView {
   @ApiProperty({ example: 'TSHIRT-M' }) sku: string;
@@ -12,9 +13,12 @@ export class OrderItemView {
 }
 
 export class PaymentView {
-  @ApiProperty({ example: 'pi_3Q0abc' }) id: string;
-  @ApiProperty({ example: 'requires_payment_method', description: "The PaymentIntent's status at the PSP" }) status: string;
-  @ApiProperty({ example: 'pi_3Q0abc_secret_xyz', description: 'For the checkout client (Stripe.js) to confirm the payment' }) clientSecret: string;
+  @ApiProperty({ example: 'pi_3Q0abc', nullable: true, type: String, description: 'null for a Checkout Session that has not created its PaymentIntent yet' }) id: string | null;
+  @ApiProperty({ example: 'requires_payment_method', description: "The PaymentIntent's status at the PSP (a Checkout Session's, open or expired, until it has one)" }) status: string;
+  @ApiProperty({ example: 'pi_3Q0abc_secret_xyz', nullable: true, type: String, description: 'For the checkout client (Stripe.js) to confirm the payment; null with a Checkout Session' })
+  clientSecret: string | null;
+  @ApiProperty({ required: false, example: 'cs_test_a1b2c3' }) checkoutSessionId?: string;
+  @ApiProperty({ required: false, example: 'https://checkout.stripe.com/c/pay/cs_test_a1b2c3', description: 'Send the customer here to pay' }) checkoutUrl?: string;
 }
 
 export class UnexpectedPaymentView {
@@ -22,6 +26,14 @@ export class UnexpectedPaymentView {
   @ApiProperty({ example: 3448 }) amount: number;
   @ApiProperty({ example: 'usd' }) currency: string;
   @ApiProperty({ example: 'succeeded' }) status: string;
+}
+
+export class DisputeView {
+  @ApiProperty({ example: 'dp_1Q0abc' }) id: string;
+  @ApiProperty({ example: 'needs_response', description: "Stripe's dispute status: needs_response, under_review, won, lost, warning_* for inquiries" }) status: string;
+  @ApiProperty({ example: 'fraudulent', nullable: true, type: String }) reason: string | null;
+  @ApiProperty({ example: 3448 }) amount: number;
+  @ApiProperty({ example: '2026-12-08T10:00:00.000Z', nullable: true, type: String, description: 'Submit evidence before this' }) evidenceDueBy: string | null;
 }
 
 export class HistoryEntryView {
@@ -54,6 +66,7 @@ export class OrderView {
   @ApiProperty({ required: false, example: 'payment succeeded after the order was expired', description: 'Present when the status is needs_review' }) reviewReason?: string;
   @ApiProperty({ required: false, type: [UnexpectedPaymentView], description: 'Money taken that the order did not ask for; present when any' })
   unexpectedPayments?: UnexpectedPaymentView[];
+  @ApiProperty({ required: false, type: DisputeView, description: 'Present once the payment was disputed' }) dispute?: DisputeView;
 }
 
 export class OrderPage {
@@ -76,7 +89,13 @@ export class RefundResult {
  * The view of GET /orders/:id. OrderRepository.transitionViewsSql builds the
  * same object in SQL for the outgoing order events: change both together.
  */
-export function toOrderView(order: Order, payment: Payment | null, history: OrderHistoryEntry[], unexpected: UnexpectedPayment[] = []): OrderView {
+export function toOrderView(
+  order: Order,
+  payment: Payment | null,
+  history: OrderHistoryEntry[],
+  unexpected: UnexpectedPayment[] = [],
+  dispute: DisputeRecord | null = null,
+): OrderView {
   const view: OrderView = {
     id: order.id,
     status: order.status,
@@ -85,7 +104,7 @@ export function toOrderView(order: Order, payment: Payment | null, history: Orde
     items: order.items,
     customerEmail: order.customerEmail,
     captureMethod: order.captureMethod,
-    payment: payment ? { id: payment.id, status: payment.status, clientSecret: payment.clientSecret } : null,
+    payment: payment ? paymentView(payment) : null,
     amountRefunded: order.amountRefunded,
     history: history.map((h) => ({ from: h.from, to: h.to, at: h.at.toISOString(), reason: h.reason, eventId: h.eventId })),
     createdAt: order.createdAt.toISOString(),
@@ -98,5 +117,25 @@ export function toOrderView(order: Order, payment: Payment | null, history: Orde
   if (payment && payment.amountCaptured !== null) view.amountCaptured = payment.amountCaptured;
   if (order.reviewReason !== null) view.reviewReason = order.reviewReason;
   if (unexpected.length > 0) view.unexpectedPayments = unexpected.map(({ id, amount, currency, status }) => ({ id, amount, currency, status }));
+  if (dispute) {
+    view.dispute = {
+      id: dispute.id,
+      status: dispute.status,
+      reason: dispute.reason,
+      amount: dispute.amount,
+      evidenceDueBy: dispute.evidenceDueBy === null ? null : new Date(dispute.evidenceDueBy * 1000).toISOString(),
+    };
+  }
   return view;
+}
+
+function paymentView(payment: Payment): PaymentView {
+  if (!payment.checkoutSessionId) return { id: payment.id, status: payment.status, clientSecret: payment.clientSecret };
+  return {
+    id: payment.id === payment.checkoutSessionId ? null : payment.id,
+    status: payment.status,
+    clientSecret: payment.clientSecret || null,
+    checkoutSessionId: payment.checkoutSessionId,
+    checkoutUrl: payment.checkoutUrl ?? undefined,
+  };
 }
