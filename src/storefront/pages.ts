@@ -273,7 +273,7 @@ export function orderPage(ctx: PageContext, order: OrderView, options: { fromChe
     )
     .join('');
   // A Checkout order is paid on the PSP's page; only a PaymentIntent order can be paid here.
-  const canPayHere = ctx.cardFormAvailable && order.payment !== null && !checkoutUrlOf(order);
+  const canPayHere = ctx.cardFormAvailable && !!order.payment?.id && !order.payment.checkoutSessionId;
   const payable = canPayHere && PAYABLE_STATUSES.includes(order.status);
   return layout(
     ctx,
@@ -307,11 +307,6 @@ export function orderPage(ctx: PageContext, order: OrderView, options: { fromChe
 <script type="application/json" id="status-texts">${jsonForScript({ notes: STATUS_NOTES, tones: STATUS_TONES, payable: PAYABLE_STATUSES, canPayHere })}</script>`,
     { script: ORDER_PAGE_SCRIPT, bodyAttributes: `data-order-id="${esc(order.id)}"` },
   );
-}
-
-/** The hosted payment page of a Checkout order (CONTRACT section 2: payment.checkoutUrl); undefined for a PaymentIntent order. */
-export function checkoutUrlOf(order: OrderView): string | undefined {
-  return (order.payment as { checkoutUrl?: string | null } | null)?.checkoutUrl ?? undefined;
 }
 
 /** JSON inside a script element: "<" escaped, so no "</script>" can end it early. */

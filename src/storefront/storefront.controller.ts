@@ -9,7 +9,7 @@ import { CreateOrderDto } from '../orders/dto/create-order.dto';
 import { OrderView } from '../orders/dto/order.view';
 import { OrdersService } from '../orders/orders.service';
 import { findProduct, MAX_QUANTITY, SHOP_CURRENCY } from './catalog';
-import { authenticatePage, checkoutUrlOf, errorPage, homePage, orderPage, PageContext, PAY_RESULTS, PAYABLE_STATUSES, payPage, productPage } from './pages';
+import { authenticatePage, errorPage, homePage, orderPage, PageContext, PAY_RESULTS, PAYABLE_STATUSES, payPage, productPage } from './pages';
 import { CardOutcome, StorefrontPsp } from './storefront-psp';
 import { testPaymentMethodFor } from './test-cards';
 
@@ -85,7 +85,7 @@ export class StorefrontController {
       return this.fail(res, err, 'creating your order');
     }
     if (method === 'card') return res.redirect(303, `/shop/orders/${order.id}/pay`);
-    const checkoutUrl = checkoutUrlOf(order);
+    const checkoutUrl = order.payment?.checkoutUrl;
     if (!checkoutUrl) {
       return this.send(res, 501, (ctx) => errorPage(ctx, 'Hosted checkout unavailable', 'This server did not open a hosted payment page for the order.'));
     }
@@ -126,12 +126,13 @@ export class StorefrontController {
   async pay(@Param('id') id: string, @Body() body: Form, @Res() res: Response): Promise<void> {
     const order = await this.find(id, res);
     if (!order) return;
-    if (!this.canPayHere(order) || !order.payment) return res.redirect(303, `/shop/orders/${order.id}`);
+    const intentId = this.cardIntentOf(order);
+    if (!intentId || !PAYABLE_STATUSES.includes(order.status)) return res.redirect(303, `/shop/orders/${order.id}`);
     const paymentMethod = testPaymentMethodFor(field(body, 'cardNumber'));
     if (!paymentMethod) return res.redirect(303, `/shop/orders/${order.id}/pay?result=unknown_card`);
     let outcome: CardOutcome;
     try {
-      outcome = await this.psp.confirmWithTestCard(order.payment.id, paymentMethod);
+      outcome = await this.psp.confirmWithTestCard(intentId, paymentMethod);
     } catch (err) {
       return this.afterPspError(res, order, err, 'confirming your payment');
     }
@@ -142,10 +143,11 @@ export class StorefrontController {
   async authenticateForm(@Param('id') id: string, @Res() res: Response): Promise<void> {
     const order = await this.find(id, res);
     if (!order) return;
-    if (!order.payment || !this.psp.cardFormAvailable) return res.redirect(303, `/shop/orders/${order.id}`);
+    const intentId = this.cardIntentOf(order);
+    if (!intentId) return res.redirect(303, `/shop/orders/${order.id}`);
     let intent: Stripe.PaymentIntent;
     try {
-      intent = await this.psp.retrievePaymentIntent(order.payment.id);
+      intent = await this.psp.retrievePaymentIntent(intentId);
     } catch (err) {
       return this.fail(res, err, 'reading your payment');
     }
@@ -157,11 +159,12 @@ export class StorefrontController {
   async authenticate(@Param('id') id: string, @Body() body: Form, @Res() res: Response): Promise<void> {
     const order = await this.find(id, res);
     if (!order) return;
-    if (!order.payment || !this.psp.cardFormAvailable) return res.redirect(303, `/shop/orders/${order.id}`);
+    const intentId = this.cardIntentOf(order);
+    if (!intentId) return res.redirect(303, `/shop/orders/${order.id}`);
     const outcome = field(body, 'outcome') === 'fail' ? 'fail' : 'succeed';
     let result: CardOutcome;
     try {
-      result = await this.psp.completeAuthentication(order.payment.id, outcome);
+      result = await this.psp.completeAuthentication(intentId, outcome);
     } catch (err) {
       return this.afterPspError(res, order, err, 'authenticating your payment');
     }
@@ -169,7 +172,13 @@ export class StorefrontController {
   }
 
   private canPayHere(order: OrderView): boolean {
-    return this.psp.cardFormAvailable && order.payment !== null && !checkoutUrlOf(order) && PAYABLE_STATUSES.includes(order.status);
+    return this.cardIntentOf(order) !== undefined && PAYABLE_STATUSES.includes(order.status);
+  }
+
+  /** The PaymentIntent this shop's card form confirms: a PaymentIntent order's (a Checkout order is paid on the hosted page), when the PSP allows the form. */
+  private cardIntentOf(order: OrderView): string | undefined {
+    if (!this.psp.cardFormAvailable || !order.payment || order.payment.checkoutSessionId || !order.payment.id) return undefined;
+    return order.payment.id;
   }
 
   private redirectFor(res: Response, order: OrderView, outcome: CardOutcome, failure: keyof typeof PAY_RESULTS): void {
