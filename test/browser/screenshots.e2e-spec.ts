@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { startTestStack, TestStack } from '../support/test-app';
-import { launchBrowser } from './launch-browser';
+import { launchBrowser } from '../support/browser';
 
 /**
  * Saves docs/storefront.png and docs/order-page.png for the README:

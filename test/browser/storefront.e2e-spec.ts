@@ -2,7 +2,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import request from 'supertest';
 import { startTestStack, TestStack } from '../support/test-app';
 import { waitFor } from '../support/wait';
-import { launchBrowser } from './launch-browser';
+import { launchBrowser } from '../support/browser';
 
 /**
  * The demo storefront in a real browser (Chromium through playwright-core)
@@ -63,6 +63,29 @@ describe('demo storefront in a browser', () => {
     await page.waitForURL(/\/shop\/orders\/[0-9a-f-]{36}\/pay$/);
     return orderIdOf(page);
   }
+
+  /** From the shop's front page to the PSP's hosted page (the mock's); returns the Checkout Session's id and its order's. */
+  async function buyOnHostedPage(page: Page, quantity = 1): Promise<{ sessionId: string; orderId: string }> {
+    await page.goto(`${stack.url}/`);
+    await page.locator('article.card').nth(1).getByRole('link', { name: 'Buy' }).click();
+    await page.getByLabel('Quantity').fill(String(quantity));
+    await page.getByLabel('Email').fill(EMAIL);
+    await page.getByRole('button', { name: 'Pay on hosted page' }).click();
+    await page.waitForURL((url) => url.origin === new URL(stack.mock.url).origin);
+    const sessionId = /(cs_\w+)/.exec(page.url())?.[1];
+    if (!sessionId) throw new Error(`no Checkout Session in ${page.url()}`);
+    const orderId = (await stack.stripe.checkout.sessions.retrieve(sessionId)).client_reference_id as string;
+    return { sessionId, orderId };
+  }
+
+  async function payOnHostedPage(page: Page, number: string): Promise<void> {
+    await page.getByLabel('Card number', { exact: true }).fill(number);
+    await page.getByRole('button', { name: 'Pay', exact: true }).click();
+  }
+
+  /** Back from the hosted page on the order's own page, with the session named. */
+  const backOnOrderPage = (page: Page, ids: { sessionId: string; orderId: string }) =>
+    page.waitForURL(`${stack.url}/shop/orders/${ids.orderId}?session=${ids.sessionId}`);
 
   async function payWithCard(page: Page, number: string): Promise<void> {
     await page.getByLabel('Card number').fill(number);
@@ -172,10 +195,102 @@ describe('demo storefront in a browser', () => {
     expect(await page.isVisible('#pay-actions')).toBe(true);
   });
 
+  it('hosted page: 4242 4242 4242 4242 pays there and brings the customer back to the order page, which shows paid', async () => {
+    const page = await context.newPage();
+    const ids = await buyOnHostedPage(page, 3);
+    const created = await apiOrder(ids.orderId);
+    expect(created).toMatchObject({ status: 'pending_payment', amount: 3 * 1400, payment: { id: null, checkoutSessionId: ids.sessionId } });
+    expect(page.url()).toBe(created.payment.checkoutUrl);
+
+    await payOnHostedPage(page, '4242 4242 4242 4242');
+    await backOnOrderPage(page, ids);
+    expect(await page.textContent('.notice')).toContain('back from the payment page');
+    expect(await badgeShows(page, 'paid')).toBe('paid');
+    const order = await apiStatusBecomes(ids.orderId, 'paid');
+    expect(order.payment).toMatchObject({ id: expect.stringMatching(/^pi_/), checkoutSessionId: ids.sessionId });
+    expect(order.history.map((h: { to: string }) => h.to)).toEqual(['paid']);
+    // A Checkout order is paid on the hosted page only: no card form of the shop's.
+    expect(await page.isVisible('#pay-actions')).toBe(false);
+  });
+
+  it('hosted page: a bank redirect authorized there ends paid on the order page', async () => {
+    const page = await context.newPage();
+    const ids = await buyOnHostedPage(page);
+    await page.getByRole('button', { name: 'Pay with bank redirect' }).click();
+    await page.getByRole('button', { name: 'Authorize test payment' }).click();
+    await backOnOrderPage(page, ids);
+    expect(await badgeShows(page, 'paid')).toBe('paid');
+    const order = await apiStatusBecomes(ids.orderId, 'paid');
+    // processing first, unless the settlement was applied before it (then processing is stale).
+    expect([['processing', 'paid'], ['paid']]).toContainEqual(order.history.map((h: { to: string }) => h.to));
+  });
+
+  it('hosted page: a bank redirect failed there ends payment_failed on the order page', async () => {
+    const page = await context.newPage();
+    const ids = await buyOnHostedPage(page);
+    await page.getByRole('button', { name: 'Pay with bank redirect' }).click();
+    await page.getByRole('button', { name: 'Fail test payment' }).click();
+    await backOnOrderPage(page, ids);
+    expect(await badgeShows(page, 'payment_failed')).toBe('payment failed');
+    const order = await apiStatusBecomes(ids.orderId, 'payment_failed');
+    expect(order.history.map((h: { to: string }) => h.to)).not.toContain('paid');
+  });
+
+  it('hosted page: Back returns to the shop with a notice, and nothing is charged', async () => {
+    const page = await context.newPage();
+    const ids = await buyOnHostedPage(page);
+    await page.getByRole('link', { name: 'Back' }).click();
+    await page.waitForURL(`${stack.url}/?notice=canceled`);
+    expect(await page.textContent('.notice')).toContain('Payment canceled');
+    expect(await page.locator('article.card').count()).toBeGreaterThanOrEqual(3);
+    const order = await apiOrder(ids.orderId);
+    expect(order).toMatchObject({ status: 'pending_payment', history: [] });
+    expect(await stack.stripe.checkout.sessions.retrieve(ids.sessionId)).toMatchObject({ status: 'open', payment_status: 'unpaid' });
+  });
+
   it('answers unknown orders with a 404 page, not the API\'s JSON', async () => {
     const res = await request(stack.url).get('/shop/orders/0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c').expect(404);
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.text).toContain('There is no such order');
+  });
+});
+
+describe('demo storefront: an unpaid hosted checkout expires', () => {
+  let stack: TestStack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    // Unpaid orders expire after 3 s; the sweep that expires them (and their sessions at the PSP) runs every half second.
+    stack = await startTestStack({ env: { DEMO_STOREFRONT: 'true', ORDER_PAYMENT_TIMEOUT_MINUTES: '0.05', RECONCILE_INTERVAL_MS: '500' } });
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('ends the order expired, shown on its page, and the hosted page takes no payment any more', async () => {
+    const context = await browser.newContext();
+    const shop = await context.newPage();
+    await shop.goto(`${stack.url}/shop/products/STICKERS-3`);
+    await shop.getByLabel('Email').fill(EMAIL);
+    await shop.getByRole('button', { name: 'Pay on hosted page' }).click();
+    await shop.waitForURL((url) => url.origin === new URL(stack.mock.url).origin);
+    const sessionId = /(cs_\w+)/.exec(shop.url())?.[1] as string;
+    const orderId = (await stack.stripe.checkout.sessions.retrieve(sessionId)).client_reference_id as string;
+
+    const orderPage = await context.newPage();
+    await orderPage.goto(`${stack.url}/shop/orders/${orderId}`);
+    await orderPage.waitForSelector('[data-testid=status][data-status="expired"]', { timeout: 30_000 });
+    expect(await orderPage.textContent('#status-note')).toContain('expired');
+
+    const order = (await request(stack.url).get(`/orders/${orderId}`).expect(200)).body;
+    expect(order).toMatchObject({ status: 'expired', payment: { checkoutSessionId: sessionId } });
+    expect(order.history.map((h: { to: string }) => h.to)).toEqual(['expired']);
+    expect(await stack.stripe.checkout.sessions.retrieve(sessionId)).toMatchObject({ status: 'expired' });
+    await shop.reload();
+    expect(await shop.getByLabel('Card number', { exact: true }).count()).toBe(0);
+    await context.close();
   });
 });
 
