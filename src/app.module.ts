@@ -18,6 +18,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { LoggingModule } from './logging/logging.module';
 import { adminAuthMiddleware } from './common/admin-auth.middleware';
 import { AuthFailureThrottle, AuthFailureThrottleModule } from './common/auth-failure-throttle';
+import { StorefrontModule } from './storefront/storefront.module';
 
 /** Composes the process for its APP_ROLE: api serves HTTP, worker processes the queue and reconciles, all does both. */
 @Module({})
@@ -55,6 +56,7 @@ export class AppModule {
               HealthModule,
               BullBoardModule.forRoot({ route: '/admin/queues', adapter: ExpressAdapter, middleware: adminAuthMiddleware(config.adminApiKey, authThrottle) }),
               BullBoardModule.forFeature({ name: WEBHOOK_QUEUE, adapter: BullAdapter }),
+              ...(config.demoStorefront ? [StorefrontModule] : []),
             ]
           : []),
         ...(works ? [ScheduleModule.forRoot(), ReconciliationModule] : []),

@@ -110,6 +110,12 @@ describe('imports of src/', () => {
     expect(cycles(files)).toEqual([]);
   });
 
+  it('keeps the demo storefront a leaf: only the app module imports it, and it uses only orders, the PSP SDK factory, config and common', () => {
+    const importers = [...files].filter(([from, to]) => !from.startsWith(`storefront${sep}`) && [...to].some((t) => t.startsWith(`storefront${sep}`))).map(([from]) => from);
+    expect(importers).toEqual(['app.module.ts']);
+    expect([...(folders.get('storefront') ?? [])].sort()).toEqual(['common', 'config', 'orders', 'psp']);
+  });
+
   it('has no cycle between the top-level folders', () => {
     expect(folders.get('webhooks')?.has('orders')).toBe(true);
     expect(cycles(folders)).toEqual([]);

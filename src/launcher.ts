@@ -25,6 +25,8 @@ async function launch(): Promise<void> {
   env.HOST ??= '127.0.0.1';
   // No load balancer to drain in front of npm start.
   env.SHUTDOWN_DRAIN_MS ??= '0';
+  // Something to click on: the demo shop at /, against whichever PSP is chosen below.
+  env.DEMO_STOREFRONT ??= 'true';
 
   if (!env.DATABASE_URL) {
     lockDataDir(dataDir, '.data/');
@@ -79,6 +81,7 @@ async function launch(): Promise<void> {
   const { app, url } = await startApp(config);
   if (mock && url && !env.MOCK_PSP_FORWARD_TO) mock.setForwardTo(`${url}/webhooks/stripe`);
   say(url ? `Settle (${config.role}) listening on ${url}` : `Settle (${config.role}) started`);
+  if (url && config.demoStorefront) say(`Demo storefront: ${url}/ (DEMO_STOREFRONT=false turns it off)`);
 
   stopOnSignals(app, async () => {
     for (const stop of stops) await stop().catch((err) => console.error(`[settle] while stopping: ${(err as Error).message}`));

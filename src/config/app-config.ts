@@ -49,6 +49,8 @@ export interface AppConfig {
   shutdownTimeoutMs: number;
   /** Outgoing order events (Standard Webhooks); no endpoints: events are kept (live streams read them) but not posted. */
   orderEvents: OrderEventsConfig;
+  /** DEMO_STOREFRONT: serve the demo shop at / and /shop/… (HTTP roles only); `npm start` turns it on. */
+  demoStorefront: boolean;
 }
 
 export interface OrderEventsConfig {

@@ -54,6 +54,12 @@ describe('loadConfig', () => {
     expect(entries[entries.length - 1]).toBe('127.0.0.2');
   });
 
+  it('serves the demo storefront only when DEMO_STOREFRONT=true (a deployment does not get a shop by default)', () => {
+    expect(loadConfig(valid).demoStorefront).toBe(false);
+    expect(loadConfig({ ...valid, DEMO_STOREFRONT: 'true' }).demoStorefront).toBe(true);
+    expect(loadConfig({ ...valid, DEMO_STOREFRONT: 'false' }).demoStorefront).toBe(false);
+  });
+
   it('accepts several webhook secrets for rotation', () => {
     expect(loadConfig({ ...valid, STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new' }).stripe.webhookSecrets).toEqual(['whsec_old', 'whsec_new']);
   });
@@ -73,6 +79,8 @@ describe('loadConfig', () => {
     [{ STRIPE_API_URL: 'localhost:12111' }, 'STRIPE_API_URL'],
     [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
     [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    [{ DEMO_STOREFRONT: 'yes' }, 'DEMO_STOREFRONT'],
+    [{ DEMO_STOREFRONT: '1' }, 'DEMO_STOREFRONT'],
     [{ TRUST_PROXY: 'loopback,10.0.0.0/33' }, 'TRUST_PROXY'],
     [{ WEBHOOK_ALLOWED_IPS: 'stripe,example.com' }, 'WEBHOOK_ALLOWED_IPS'],
     [{ WEBHOOK_ALLOWED_IPS: ',' }, 'WEBHOOK_ALLOWED_IPS'],

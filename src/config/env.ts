@@ -163,6 +163,8 @@ export function loadConfig(env: Env): AppConfig {
     shutdownDrainMs: integer(env, 'SHUTDOWN_DRAIN_MS', 5000, 0, 600000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 20000, 100, 600000),
     orderEvents: orderEventsConfig(env),
+    // Off unless asked for: `npm start` (the launcher) asks, a deployment does not.
+    demoStorefront: flag(env, 'DEMO_STOREFRONT', false),
   };
 }
 
@@ -184,6 +186,14 @@ function orderEventsConfig(env: Env): OrderEventsConfig {
     timeoutMs: integer(env, 'ORDER_EVENTS_TIMEOUT_MS', 5000, 100),
     streamHeartbeatMs: integer(env, 'ORDER_EVENTS_HEARTBEAT_MS', 15000, 10),
   };
+}
+
+/** `true` or `false`, nothing else: a typo (`yes`, `1`) stops the process rather than silently meaning one of them. */
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigError(name, `must be true or false, got "${raw}"`);
+  return raw === 'true';
 }
 
 function captureMethod(env: Env): 'automatic' | 'manual' {
