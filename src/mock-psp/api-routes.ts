@@ -74,6 +74,7 @@ function paymentIntentInput(state: PspState, p: Params, creating: boolean): Paym
     paymentMethod: inlinePaymentMethod(state, p),
     paymentMethodTypes: p.stringArray('payment_method_types'),
     automaticPaymentMethods: apm ? apm.bool('enabled') ?? false : undefined,
+    allowRedirects: apm ? apm.oneOf('allow_redirects', ['always', 'never'] as const) : undefined,
     captureMethod: p.oneOf('capture_method', ['automatic', 'automatic_async', 'manual'] as const),
     confirm: creating ? p.bool('confirm') : undefined,
     metadata: p.metadata(),

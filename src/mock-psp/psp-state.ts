@@ -25,6 +25,8 @@ export interface PaymentIntentInput {
   paymentMethod?: string;
   paymentMethodTypes?: string[];
   automaticPaymentMethods?: boolean;
+  /** automatic_payment_methods[allow_redirects]; Stripe's default is `always`. */
+  allowRedirects?: 'always' | 'never';
   captureMethod?: Stripe.PaymentIntent.CaptureMethod;
   confirm?: boolean;
   metadata?: Record<string, string>;
@@ -176,7 +178,7 @@ export class PspState {
       amount_received: 0,
       application: null,
       application_fee_amount: null,
-      automatic_payment_methods: automatic ? { allow_redirects: 'never', enabled: true } : null,
+      automatic_payment_methods: automatic ? { allow_redirects: input.allowRedirects ?? 'always', enabled: true } : null,
       canceled_at: null,
       cancellation_reason: null,
       capture_method: input.captureMethod ?? 'automatic_async',

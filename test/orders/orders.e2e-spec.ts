@@ -28,6 +28,19 @@ describe('Orders API (real HTTP, PostgreSQL, Redis, Stripe SDK -> mock PSP)', ()
   };
 
   describe('POST /orders', () => {
+    it('offers redirect payment methods only when the checkout gives a returnUrl; a bad returnUrl or checkout URL is a 400', async () => {
+      const plain = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
+      expect((await psp().paymentIntents.retrieve(plain.payment.id)).automatic_payment_methods).toEqual({ enabled: true, allow_redirects: 'never' });
+      const redirects = (await request(stack.url).post('/orders').send(orderBody({ returnUrl: 'https://shop.example/return' })).expect(201)).body;
+      expect((await psp().paymentIntents.retrieve(redirects.payment.id)).automatic_payment_methods).toEqual({ enabled: true, allow_redirects: 'always' });
+      const before = await count('orders');
+      const bad = await request(stack.url).post('/orders').send(orderBody({ returnUrl: 'javascript:alert(1)' })).expect(400);
+      expect(bad.body.message).toMatch(/returnUrl must be an http\(s\) URL/);
+      const badCheckout = await request(stack.url).post('/orders').send(orderBody({ checkout: { successUrl: 'ftp://x', cancelUrl: 'https://shop.example/cart' } })).expect(400);
+      expect(badCheckout.body.message).toMatch(/checkout.successUrl must be an http\(s\) URL/);
+      expect(await count('orders')).toBe(before);
+    });
+
     it('creates the order and its PaymentIntent, computing the amount on the server', async () => {
       const res = await request(stack.url).post('/orders').send(orderBody()).expect(201);
       expect(res.body).toMatchObject({
