@@ -353,6 +353,8 @@ export function expand(state: PspState, body: unknown, fields: string[]): unknow
   for (const field of fields) {
     const lookup = lookups[field];
     const value = copy[field];
+    // A field the mock always renders whole (a charge's refunds list) is expanded already.
+    if (value !== null && typeof value === 'object') continue;
     if (!lookup) throw new StripeApiError(400, 'invalid_request_error', `This property cannot be expanded (${field}).`, { param: 'expand' });
     if (typeof value === 'string') copy[field] = lookup(value) ?? value;
   }

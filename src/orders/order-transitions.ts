@@ -1,4 +1,4 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { CombinedWrite, Database, Queryable } from '../database/database';
 import { Metrics } from '../metrics/metrics';
 import { ORDER_EVENTS_OUTBOX, OrderEventsOutboxPort } from './order-events-outbox.port';
@@ -112,9 +112,15 @@ export class OrderUnitOfWork {
 
   /** Lists a payment the order did not ask for (written with the other changes; listing it again updates its status). */
   addUnexpectedPayment(h: HeldOrder, payment: UnexpectedPayment): void {
-    h.unexpected.push(payment);
+    // Both events of one payment (charge and PaymentIntent) may be in one batch: one row.
+    const same = h.unexpected.findIndex((u) => u.id === payment.id);
+    if (same >= 0) h.unexpected[same] = payment;
+    else h.unexpected.push(payment);
     this.touched.add(h);
   }
+
+  /** Unexpected payments this unit lists for the first time (known at flush): counted and logged after the commit. */
+  readonly newUnexpected: Array<{ orderId: string; orderPaymentId: string; payment: UnexpectedPayment }> = [];
 
   /** The PaymentIntent's status as the PSP reported it; the payment row is written (and counts as checked). */
   setPaymentStatus(h: HeldOrder, status: string): void {
@@ -129,6 +135,11 @@ export class OrderUnitOfWork {
 
   /** Everything gathered, as one statement (none when nothing changed), then the outbox's one statement when a status changed. */
   async flush(): Promise<void> {
+    const listed = [...this.touched].flatMap((h) => h.unexpected.map((payment) => ({ orderId: h.held.orderId, orderPaymentId: h.intentId, payment })));
+    if (listed.length > 0) {
+      const known = new Set(await this.repo.unexpectedPaymentIdsAmong(this.tx, listed.map((u) => u.payment.id)));
+      this.newUnexpected.push(...listed.filter((u) => !known.has(u.payment.id)));
+    }
     const write = new CombinedWrite();
     const at = new Date();
     // The per-transition writes happen here, from this.transitions: history, then the outgoing order events.
@@ -152,6 +163,8 @@ export class OrderUnitOfWork {
  */
 @Injectable()
 export class OrderTransitions {
+  private readonly logger = new Logger(OrderTransitions.name);
+
   constructor(
     private readonly db: Database,
     private readonly repo: OrderRepository,
@@ -173,6 +186,10 @@ export class OrderTransitions {
       return value;
     });
     for (const t of uow?.transitions ?? []) this.metrics.orderTransitions.inc({ from: t.from, to: t.to });
+    for (const u of uow?.newUnexpected ?? []) {
+      this.metrics.unexpectedPayments.inc();
+      this.logger.warn({ msg: 'unexpected payment on an order', orderId: u.orderId, orderPaymentId: u.orderPaymentId, unexpectedPaymentId: u.payment.id, amount: u.payment.amount, currency: u.payment.currency });
+    }
     return result;
   }
 }

@@ -200,6 +200,12 @@ export class OrderRepository {
     return rows.map((r) => ({ id: r.id, orderId: r.order_id, amount: r.amount, currency: r.currency, status: r.status }));
   }
 
+  /** Which of these payments are listed as unexpected already (under the orders' locks, in the unit of work). */
+  async unexpectedPaymentIdsAmong(tx: Queryable, ids: string[]): Promise<string[]> {
+    const rows = await tx.query<{ id: string }>(`SELECT id FROM unexpected_payments WHERE id = ANY($1)`, [ids]);
+    return rows.map((r) => r.id);
+  }
+
   /** Authorized orders whose capture window ends before `until`: they lapse unless captured. */
   async countAuthorizationsEndingBefore(until: Date): Promise<number> {
     const [row] = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments WHERE status = 'requires_capture' AND capture_before < $1`, [until]);

@@ -161,7 +161,8 @@ export class StripeClient implements PspClient {
   }
 
   retrieveCharge(id: string): Promise<Stripe.Charge> {
-    return this.call('retrieve_charge', 'retrieving the charge', () => this.sdk.charges.retrieve(id));
+    // Its refunds listed: newer API versions leave them out unless expanded.
+    return this.call('retrieve_charge', 'retrieving the charge', () => this.sdk.charges.retrieve(id, { expand: ['refunds'] }));
   }
 
   submitDisputeEvidence(id: string, orderId: string, text: string): Promise<Stripe.Dispute> {

@@ -17,6 +17,8 @@ interface PspAnswer {
   chargeIntentId?: string | null;
   /** The PaymentIntent now, for an event of the same second as the last one applied. */
   intent?: Stripe.PaymentIntent;
+  /** The charge's refunds now, for a refund that failed: the ledger takes the current truth with it. */
+  chargeRefunds?: Array<{ id: string; amount: number; status: string }>;
 }
 
 /** An event a transaction could not decide alone: what to ask the PSP before the next one. */
@@ -24,10 +26,15 @@ interface PspQuestion {
   eventId: string;
   chargeId?: string;
   paymentIntentId?: string;
+  /** The charge whose refunds to list. */
+  refundsOfCharge?: string;
 }
 
-/** Charge -> PaymentIntent, then PaymentIntent state: at most two questions make an event decidable. */
+/** Charge -> PaymentIntent, then PaymentIntent state or the charge's refunds: at most two questions make an event decidable. */
 const MAX_PSP_ROUNDS = 2;
+
+/** Refund statuses that end it without the money going back. */
+const REFUND_ENDED = ['failed', 'canceled'];
 
 /**
  * Applies PSP facts to orders. One path for one event or many: a transaction
@@ -64,13 +71,6 @@ export class PaymentApplier {
     this.logger.warn({ msg: "PSP events arrive in another API version than the SDK's: set the webhook endpoint's version to the SDK's (npm run stripe:webhook-endpoint)", eventApiVersion: version, sdkApiVersion: SDK_API_VERSION, eventId: event.id });
   }
 
-  /** A payment the order did not ask for: counted and logged with both ids, for a person to look at. */
-  private noteUnexpected(uow: OrderUnitOfWork, h: HeldOrder, payment: UnexpectedPayment, eventId: string | null): void {
-    uow.addUnexpectedPayment(h, payment);
-    this.metrics.unexpectedPayments.inc();
-    this.logger.warn({ msg: 'unexpected payment on an order', orderId: h.held.orderId, orderPaymentId: h.intentId, unexpectedPaymentId: payment.id, amount: payment.amount, currency: payment.currency, eventId });
-  }
-
   /**
    * Applies these inbox events; safe to call any number of times for the same
    * event. Each id gets its outcome, or the Error of the PSP look-up it needed
@@ -97,7 +97,10 @@ export class PaymentApplier {
   private async ask(q: PspQuestion, answers: Map<string, PspAnswer>, results: Map<string, EventOutcome | Error>): Promise<void> {
     const answer = answers.get(q.eventId) ?? {};
     try {
-      if (q.chargeId) {
+      if (q.refundsOfCharge) {
+        const charge = await this.psp.retrieveCharge(q.refundsOfCharge);
+        answer.chargeRefunds = (charge.refunds?.data ?? []).map((r) => ({ id: r.id, amount: r.amount, status: r.status ?? 'pending' }));
+      } else if (q.chargeId) {
         const charge = await this.psp.retrieveCharge(q.chargeId);
         answer.chargeIntentId = typeof charge.payment_intent === 'string' ? charge.payment_intent : (charge.payment_intent?.id ?? null);
       } else if (q.paymentIntentId) {
@@ -176,7 +179,17 @@ export class PaymentApplier {
         continue;
       }
       let fact: PspFact = c.read.fact;
-      const refunds = c.read.refund ? [c.read.refund] : (c.read.refunds ?? []);
+      let refunds = c.read.refund ? [c.read.refund] : (c.read.refunds ?? []);
+      if (c.read.refund && REFUND_ENDED.includes(c.read.refund.status) && c.read.chargeId) {
+        // A refund that failed: the other refunds' statuses now come with it, so older snapshots delivered
+        // after this one cannot bring back a state the PSP has left (each status only moves forward).
+        const now = answers.get(c.id)?.chargeRefunds;
+        if (!now) {
+          questions.push({ eventId: c.id, refundsOfCharge: c.read.chargeId });
+          continue;
+        }
+        refunds = [c.read.refund, ...now.filter((r) => r.id !== c.read.refund!.id)];
+      }
       if (refunds.length > 0 && fact.kind === 'refund') {
         // Our ledger of the charge's refunds (each status only moves forward) gives the total, and tells a refund that failed.
         const ledger = await uow.recordRefunds(h, refunds);
@@ -203,13 +216,13 @@ export class PaymentApplier {
     const disputeId = fact.kind === 'dispute' ? fact.disputeId : undefined;
     if (paymentId !== h.intentId) {
       // Not the order's payment: none of its figures or its age apply to the order's own.
-      if (decision.unexpectedPayment && fact.kind === 'payment') this.noteUnexpected(uow, h, unexpectedOf(paymentId, fact, h), eventId);
+      if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
       const steps = decision.steps.filter((to) => uow.transition(h, to, `${event.type}: ${decision.reason}`, eventId));
       if (steps.includes('needs_review')) uow.setReviewReason(h, decision.reason);
       this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus, paymentId });
       return;
     }
-    if (decision.unexpectedPayment && fact.kind === 'payment') this.noteUnexpected(uow, h, unexpectedOf(paymentId, fact, h), eventId);
+    if (decision.unexpectedPayment && fact.kind === 'payment') uow.addUnexpectedPayment(h, unexpectedOf(paymentId, fact, h));
     const steps = uow.applyDecision(h, decision, `${event.type}: ${decision.reason}`, eventId, event.created, disputeId);
     this.logger.log({ msg: 'event applied', eventId, orderId: h.held.orderId, type: event.type, outcome: decision.outcome, steps, status: h.held.orderStatus });
   }
@@ -248,7 +261,7 @@ export class PaymentApplier {
   /** A retrieved object's facts through the machine; a change is recorded as an inbox row of its own, the cause of its history entries. */
   private applyRetrieved(uow: OrderUnitOfWork, h: HeldOrder, fact: PaymentFact, objectId: string, recordType: string): Decision {
     const decision = decide(h.held, fact);
-    if (decision.unexpectedPayment) this.noteUnexpected(uow, h, unexpectedOf(objectId, fact, h), null);
+    if (decision.unexpectedPayment) uow.addUnexpectedPayment(h, unexpectedOf(objectId, fact, h));
     let recordId: string | null = null;
     if (decision.steps.length > 0) {
       recordId = `rec_${objectId}_${Date.now()}`;

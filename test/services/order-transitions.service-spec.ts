@@ -371,13 +371,35 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
       const refund = { id: 're_svc_1', object: 'refund', payment_intent: o.intentId, charge: 'ch_x', amount: 1000, currency: 'usd' };
       await applier.applyEvents([await storeObjectEvent('refund.created', { ...refund, status: 'succeeded' }, t)]);
       expect(await orders.get(o.orderId)).toMatchObject({ status: 'refunded', amountRefunded: 1000 });
+      tier.psp.charges.set('ch_x', { id: 'ch_x', object: 'charge', refunds: { object: 'list', data: [{ ...refund, status: 'failed' }] } } as unknown as Stripe.Charge);
       const failed = await storeObjectEvent('charge.refund.updated', { ...refund, status: 'failed' }, t + 9);
+      const seenOpen: number[] = [];
+      tier.psp.onCall = async () => void seenOpen.push(await openTransactions(tier.db));
       await applier.applyEvents([failed, failed]);
+      // The PSP was asked for the charge's refunds as they are now, between transactions.
+      expect(tier.psp.calls).toContain('retrieve_charge');
+      expect(seenOpen.every((n) => n === 0)).toBe(true);
       // The older 'succeeded' delivered again changes nothing: a failed refund stays failed.
       await applier.applyEvents([await storeObjectEvent('refund.updated', { ...refund, status: 'succeeded' }, t + 1)]);
       const view = await orders.get(o.orderId);
       expect(view).toMatchObject({ status: 'paid', amountRefunded: 0 });
       expect(view.history.map((h) => h.to)).toEqual(['paid', 'refunded', 'paid']);
+    });
+
+    it("applies a refund's failure with the charge's refunds as they are now: a second refund's older snapshot, delivered after, cannot repeat a transition", async () => {
+      const o = await paidOrder();
+      const t = Math.floor(Date.now() / 1000);
+      const a = { id: 're_svc_a', object: 'refund', payment_intent: o.intentId, charge: 'ch_y', amount: 400, currency: 'usd' };
+      const b = { id: 're_svc_b', object: 'refund', payment_intent: o.intentId, charge: 'ch_y', amount: 600, currency: 'usd' };
+      // At the PSP: a succeeded, b succeeded, a failed, b failed. Delivered: a, a's failure, then b's events.
+      tier.psp.charges.set('ch_y', { id: 'ch_y', object: 'charge', refunds: { object: 'list', data: [{ ...b, status: 'failed' }, { ...a, status: 'failed' }] } } as unknown as Stripe.Charge);
+      await applier.applyEvents([await storeObjectEvent('refund.created', { ...a, status: 'succeeded' }, t)]);
+      await applier.applyEvents([await storeObjectEvent('refund.failed', { ...a, status: 'failed' }, t)]);
+      await applier.applyEvents([await storeObjectEvent('refund.created', { ...b, status: 'succeeded' }, t)]);
+      await applier.applyEvents([await storeObjectEvent('refund.failed', { ...b, status: 'failed' }, t)]);
+      const view = await orders.get(o.orderId);
+      expect(view).toMatchObject({ status: 'paid', amountRefunded: 0 });
+      expect(view.history.map((h) => `${h.from}->${h.to}`)).toEqual(['pending_payment->paid', 'paid->partially_refunded', 'partially_refunded->paid']);
     });
   });
 });

@@ -132,8 +132,13 @@ export class FakePsp implements PspClient {
     throw new Error('FakePsp: refunds are not faked');
   }
 
-  async retrieveCharge(): Promise<Stripe.Charge> {
-    throw new Error('FakePsp: charges are not faked');
+  readonly charges = new Map<string, Stripe.Charge>();
+
+  async retrieveCharge(id: string): Promise<Stripe.Charge> {
+    await this.call('retrieve_charge');
+    const charge = this.charges.get(id);
+    if (!charge) throw new Error(`FakePsp: no charge ${id} was set up`);
+    return charge;
   }
 
   async listEvents(): Promise<Stripe.ApiList<Stripe.Event>> {
