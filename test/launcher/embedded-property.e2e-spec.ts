@@ -18,10 +18,10 @@ import { waitFor } from '../support/wait';
  * embedded database: the app is `npm start`'s launcher with no DATABASE_URL
  * (PGlite under a temporary .data/), pointed at this test's mock PSP. Fewer
  * runs per flow than on PostgreSQL: the property is the same, the launcher
- * boot and PGlite are slower; 10 flows x 8 runs, about the 7 x 12 orders there were
- * before the manual-capture flows.
+ * boot and PGlite are slower; 13 flows x 6 runs, about the 10 x 8 orders there were
+ * before the dispute-outcome and failed-refund flows.
  */
-const RUNS_PER_FLOW = 8;
+const RUNS_PER_FLOW = 6;
 
 describe('any order and duplication of real PSP events ends where the PSP is (embedded PGlite via the launcher)', () => {
   let cwd: string;

@@ -10,6 +10,9 @@ export const FLOWS = [
   'threeDsFailure',
   'partialThenFullRefund',
   'dispute',
+  'disputeWon',
+  'disputeLost',
+  'refundFails',
   'cancel',
   'manualCapture',
   'partialCapture',
@@ -29,6 +32,9 @@ const MANUAL_CAPTURE_FLOWS: readonly FlowName[] = ['manualCapture', 'partialCapt
 export function captureMethodFor(flow: FlowName): 'automatic' | 'manual' {
   return MANUAL_CAPTURE_FLOWS.includes(flow) ? 'manual' : 'automatic';
 }
+
+/** refundFails refunds this much first, then the rest; with pm_card_refundFail both turn failed later. */
+export const FAILING_REFUND_FIRST = 1000;
 
 /** partialCapture captures this much of the order (orderBody's 3448), then refunds `firstRefund` of it and then the rest. */
 export const PARTIAL_CAPTURE = { capture: 2000, firstRefund: 500 } as const;
@@ -67,9 +73,31 @@ export async function runFlow(stripe: Stripe, mock: MockPsp, pi: string, flow: F
       break;
     case 'dispute':
       await confirm(stripe, pi, 'pm_card_createDispute');
-      // The mock opens the dispute a (scaled) moment after the charge, as Stripe does.
-      await waitFor(async () => eventsFor(mock, pi).some((e) => e.type === 'charge.dispute.created'), 'dispute opened', 10000, 20);
+      await openedDispute(mock, pi);
       break;
+    case 'disputeWon': {
+      await confirm(stripe, pi, 'pm_card_createDispute');
+      // Stripe test mode: submitted evidence with winning_evidence is decided for the merchant a (scaled) moment later.
+      await stripe.disputes.update(await openedDispute(mock, pi), { evidence: { uncategorized_text: 'winning_evidence' } });
+      await waitForEvent(mock, pi, 'charge.dispute.funds_reinstated', 'dispute won');
+      break;
+    }
+    case 'disputeLost':
+      await confirm(stripe, pi, 'pm_card_createDispute');
+      // Accepting the dispute closes it as lost at once.
+      await stripe.disputes.close(await openedDispute(mock, pi));
+      await waitForEvent(mock, pi, 'charge.dispute.closed', 'dispute lost');
+      break;
+    case 'refundFails': {
+      await confirm(stripe, pi, 'pm_card_refundFail');
+      const first = await stripe.refunds.create({ payment_intent: pi, amount: FAILING_REFUND_FIRST });
+      const rest = await stripe.refunds.create({ payment_intent: pi });
+      // Both start succeeded; the card network refuses them a (scaled) moment later.
+      for (const refund of [first, rest]) {
+        await waitFor(async () => mock.events().some((e) => e.type === 'refund.failed' && (e.data.object as { id?: string }).id === refund.id), `refund ${refund.id} failed`, 10000, 20);
+      }
+      break;
+    }
     case 'cancel':
       await stripe.paymentIntents.cancel(pi);
       break;
@@ -94,6 +122,17 @@ export async function runFlow(stripe: Stripe, mock: MockPsp, pi: string, flow: F
       break;
   }
   return eventsFor(mock, pi);
+}
+
+/** Waits for the dispute the mock opens a (scaled) moment after a dispute test card's charge, as Stripe does; returns its id. */
+async function openedDispute(mock: MockPsp, pi: string): Promise<string> {
+  const created = await waitForEvent(mock, pi, 'charge.dispute.created', 'dispute opened');
+  return (created.data.object as Stripe.Dispute).id;
+}
+
+/** Waits until the mock has emitted an event of `type` for `pi`; returns the first. */
+async function waitForEvent(mock: MockPsp, pi: string, type: string, what: string): Promise<Stripe.Event> {
+  return (await waitFor(async () => eventsFor(mock, pi).find((e) => e.type === type), `${what} (${type} for ${pi})`, 10000, 20)) as Stripe.Event;
 }
 
 /** Waits until the mock lets the authorization of `pi` lapse (charge.expired, then payment_intent.canceled). */
@@ -139,13 +178,28 @@ export async function pspPayment(stripe: Stripe, pi: string): Promise<{ intent: 
   return { intent, charge: chargeId ? await stripe.charges.retrieve(chargeId) : null };
 }
 
-/** The order status and refunded figure the PSP's current state implies. */
+/** Dispute statuses that are the end of it: only `lost` keeps the money from the merchant. */
+const CLOSED_DISPUTE_STATUSES: readonly string[] = ['won', 'lost', 'warning_closed'];
+
+/** The payment's dispute as the PSP holds it now (retrieved: listing would open a scheduled one early); null when none. */
+export async function pspDispute(stripe: Stripe, mock: MockPsp, pi: string): Promise<Stripe.Dispute | null> {
+  const opened = eventsFor(mock, pi).filter((e) => e.type.startsWith('charge.dispute.')).at(-1);
+  return opened ? stripe.disputes.retrieve((opened.data.object as Stripe.Dispute).id) : null;
+}
+
+/**
+ * The order status and refunded figure the PSP's current state implies. A
+ * lost dispute is final; a won one (or a closed inquiry) leaves the status the
+ * payment and its refunds imply, as if it had not been. The charge's
+ * amount_refunded already leaves out refunds that failed.
+ */
 export async function pspTruth(stripe: Stripe, mock: MockPsp, pi: string): Promise<{ status: string; amountRefunded: number }> {
   const { intent, charge } = await pspPayment(stripe, pi);
   const { amountCaptured, amountRefunded } = chargeFigures(charge);
-  const disputed = eventsFor(mock, pi).some((e) => e.type.startsWith('charge.dispute.'));
+  const dispute = await pspDispute(stripe, mock, pi);
   let status: string;
-  if (disputed) status = 'disputed';
+  if (dispute?.status === 'lost') status = 'dispute_lost';
+  else if (dispute && !CLOSED_DISPUTE_STATUSES.includes(dispute.status)) status = 'disputed';
   // The PSP cancels with `automatic` when an authorization lapses; Settle cancels with `abandoned` when an order was left unpaid.
   else if (intent.status === 'canceled') status = intent.cancellation_reason === 'automatic' || intent.cancellation_reason === 'abandoned' ? 'expired' : 'canceled';
   else if (amountCaptured > 0 && amountRefunded >= amountCaptured) status = 'refunded';
