@@ -55,9 +55,14 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
     expect(Number(recovered)).toBe(pass.missedEvents);
 
     stack.mock.resetStats();
+    // The listing starts at the cursor's second (gte: events of that second may still come), so it reads that
+    // second's events again: one call, or one per 100 of them when many flows ended in the same second.
+    const cursor = Number((await stack.db.query(`SELECT events_cursor_created FROM reconciler_state`)).rows[0].events_cursor_created);
+    const pages = Math.max(1, Math.ceil(stack.mock.events().filter((e) => e.created >= cursor).length / 100));
     const idle = await reconciler.runOnce();
-    expect(idle).toMatchObject({ result: 'ok', missedEvents: 0, stalePaymentsChecked: 0, pspCalls: 1 });
-    expect(stack.mock.stats().byRoute['GET /v1/events']).toBe(1);
+    expect(idle).toMatchObject({ result: 'ok', missedEvents: 0, stalePaymentsChecked: 0, pspCalls: pages });
+    expect(pages).toBeLessThanOrEqual(2);
+    expect(stack.mock.stats().byRoute['GET /v1/events']).toBe(pages);
     expect(retrieveCalls(stack.mock.stats())).toBe(0);
     const state = (await stack.db.query(`SELECT events_cursor_created, last_error, last_run_at FROM reconciler_state`)).rows[0];
     expect(Number(state.events_cursor_created)).toBeGreaterThan(0);
