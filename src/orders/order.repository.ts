@@ -86,13 +86,16 @@ const ORDER_WITH_PAYMENT = `SELECT ${ORDER_COLUMNS},
 const NO_DEADLINE = '9999-12-31T00:00:00.000Z';
 
 /**
- * Locks the orders that own these PaymentIntents, in id order so two
+ * Locks the orders that own these PaymentIntents (or Checkout Sessions), and
+ * orders named by id, in id order so two
  * transactions never wait on each other in a cycle (the lock order is always
  * inbox rows -> order rows -> payment rows).
  */
 const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
-  FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ANY($1) OR p.checkout_session_id = ANY($1) OR o.id = ANY($2::uuid[])
+  FROM payments p JOIN orders o ON o.id = p.order_id
+  WHERE p.order_id IN (SELECT order_id FROM payments WHERE id = ANY($1) UNION ALL SELECT order_id FROM payments WHERE checkout_session_id = ANY($1)
+    UNION ALL SELECT unnest($2::uuid[]))
   ORDER BY o.id FOR UPDATE OF o`;
 
 const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
@@ -113,8 +116,8 @@ interface DisputeRow {
   status: string;
   reason: string | null;
   amount: number;
-  evidence_due_by: string | null;
-  event_created: string;
+  evidence_due_by: string | number | null;
+  event_created: string | number;
 }
 
 function toDisputeRecord(r: DisputeRow): DisputeRecord {
@@ -128,9 +131,11 @@ function toDisputeRecord(r: DisputeRow): DisputeRecord {
   };
 }
 
-const READ_PAYMENTS = `SELECT id, status, last_event_created, dispute_id, amount_capturable, amount_captured, extract(epoch FROM capture_before)::bigint AS capture_before,
-    checkout_session_id
-  FROM payments WHERE id = ANY($1)`;
+/** The payments, each with its order's dispute as last recorded (null when none): one round trip. */
+const READ_PAYMENTS = `SELECT p.id, p.status, p.last_event_created, p.dispute_id, p.amount_capturable, p.amount_captured,
+    extract(epoch FROM p.capture_before)::bigint AS capture_before, p.checkout_session_id,
+    (SELECT row_to_json(d) FROM (${SELECT_DISPUTE} WHERE order_id = p.order_id ORDER BY updated_at DESC LIMIT 1) d) AS dispute
+  FROM payments p WHERE p.id = ANY($1)`;
 
 interface LockedRow {
   intent_id: string;
@@ -322,12 +327,11 @@ export class OrderRepository {
     const payments = await tx.query<{
       id: string; status: string; last_event_created: string; dispute_id: string | null;
       amount_capturable: number; amount_captured: number | null; capture_before: string | null; checkout_session_id: string | null;
+      dispute: DisputeRow | null;
     }>(READ_PAYMENTS, [
       locked.map((o) => o.intent_id),
     ]);
     const paymentById = new Map(payments.map((p) => [p.id, p]));
-    const disputes = await tx.query<DisputeRow>(`${SELECT_DISPUTE} WHERE order_id = ANY($1::uuid[])`, [locked.map((o) => o.order_id)]);
-    const disputeByOrder = new Map(disputes.map((d) => [d.order_id, toDisputeRecord(d)]));
     for (const o of locked) {
       const p = paymentById.get(o.intent_id);
       if (!p) continue;
@@ -342,7 +346,7 @@ export class OrderRepository {
           amountCaptured: p.amount_captured,
           captureMethod: o.capture_method,
           lastEventCreated: Number(p.last_event_created),
-          dispute: disputeByOrder.get(o.order_id) ?? null,
+          dispute: p.dispute ? toDisputeRecord(p.dispute) : null,
           statusBeforeDispute: o.status_before_dispute,
         },
         paymentStatus: p.status,
