@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type Stripe from 'stripe';
 import { chargeFigures, eventsFor, historyProblems, pspPayment } from '../support/psp-flows';
-import { orderBody, startTestStack, TestStack } from '../support/test-app';
+import { orderBody, startTestStack, TestStack, OrderJson } from '../support/test-app';
 import { waitFor } from '../support/wait';
 
 /**
@@ -9,32 +9,6 @@ import { waitFor } from '../support/wait';
  * the whole product: real HTTP, PostgreSQL, Redis, and the Stripe SDK
  * confirming at the mock PSP as a checkout would.
  */
-
-interface HistoryEntry {
-  from: string;
-  to: string;
-  at: string;
-  reason: string;
-  eventId: string | null;
-}
-
-interface OrderView {
-  id: string;
-  status: string;
-  amount: number;
-  currency: string;
-  payment: { id: string; status: string; clientSecret: string };
-  amountRefunded: number;
-  captureMethod: 'automatic' | 'manual';
-  amountCapturable?: number;
-  captureBefore?: string | null;
-  amountCaptured?: number | null;
-  reviewReason?: string;
-  unexpectedPayments?: Array<{ id: string; amount: number; currency: string; status: string }>;
-  history: HistoryEntry[];
-  createdAt: string;
-  updatedAt: string;
-}
 
 /** orderBody()'s total. */
 const AMOUNT = 1299 * 2 + 850;
@@ -45,29 +19,29 @@ const UNPAID = ['pending_payment', 'requires_action', 'payment_failed', 'process
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderView> {
+async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderJson> {
   return (await request(stack.url).post('/orders').send(orderBody(overrides)).expect(201)).body;
 }
 
-async function view(stack: TestStack, id: string): Promise<OrderView> {
+async function view(stack: TestStack, id: string): Promise<OrderJson> {
   return (await request(stack.url).get(`/orders/${id}`).expect(200)).body;
 }
 
 /** Waits for the order to reach `status`; a timeout says where it was instead. */
-async function until(stack: TestStack, id: string, status: string, timeoutMs = 15000): Promise<OrderView> {
-  let last: OrderView | undefined;
+async function until(stack: TestStack, id: string, status: string, timeoutMs = 15000): Promise<OrderJson> {
+  let last: OrderJson | undefined;
   try {
-    return await waitFor<OrderView | null>(async () => {
+    return await waitFor<OrderJson | null>(async () => {
       last = await view(stack, id);
       return last.status === status ? last : null;
-    }, `order ${id} ${status}`, timeoutMs) as OrderView;
+    }, `order ${id} ${status}`, timeoutMs) as OrderJson;
   } catch (err) {
     throw new Error(`${(err as Error).message}; it is ${last?.status} with history ${JSON.stringify(last?.history.map((h) => `${h.from}->${h.to}`))}`);
   }
 }
 
 /** Confirms as a checkout would; a declined card answers 402 as at Stripe, and the failure is in the events. */
-async function confirm(stack: TestStack, order: OrderView, method: string): Promise<void> {
+async function confirm(stack: TestStack, order: OrderJson, method: string): Promise<void> {
   try {
     await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: method });
   } catch (err) {
@@ -75,7 +49,7 @@ async function confirm(stack: TestStack, order: OrderView, method: string): Prom
   }
 }
 
-async function authorize(stack: TestStack, order: OrderView): Promise<OrderView> {
+async function authorize(stack: TestStack, order: OrderJson): Promise<OrderJson> {
   await confirm(stack, order, 'pm_card_visa');
   return until(stack, order.id, 'authorized');
 }
@@ -110,8 +84,8 @@ async function morePasses(stack: TestStack, count: number): Promise<void> {
 }
 
 const routeCalls = (stack: TestStack, route: string) => stack.mock.stats().byRoute[route] ?? 0;
-const transitionsTo = (order: OrderView, status: string) => order.history.filter((h) => h.to === status).length;
-const path = (order: OrderView) => order.history.map((h) => h.to);
+const transitionsTo = (order: OrderJson, status: string) => order.history.filter((h) => h.to === status).length;
+const path = (order: OrderJson) => order.history.map((h) => h.to);
 
 /** Sends every event of the PaymentIntent to the app again (it was not forwarded, or is sent once more). */
 function redeliverAll(stack: TestStack, pi: string): void {
@@ -119,7 +93,7 @@ function redeliverAll(stack: TestStack, pi: string): void {
 }
 
 /** Money taken on a PaymentIntent of its own that names the order: a second checkout, a dashboard charge. */
-function strayPayment(stack: TestStack, order: OrderView, amount = order.amount): Promise<Stripe.PaymentIntent> {
+function strayPayment(stack: TestStack, order: OrderJson, amount = order.amount): Promise<Stripe.PaymentIntent> {
   return stack.stripe.paymentIntents.create({
     amount,
     currency: order.currency,
@@ -412,7 +386,7 @@ describe('authorization expiry (the mock shrinks Stripe 7-day capture window to 
     }
 
     const listed = (await request(stack.url).get('/orders').query({ status: 'authorized' }).set(stack.admin).expect(200)).body;
-    expect(listed.data.map((o: OrderView) => o.id)).toEqual(byDeadline.map((o) => o.id));
+    expect(listed.data.map((o: OrderJson) => o.id)).toEqual(byDeadline.map((o) => o.id));
     const paged: string[] = [];
     let cursor: string | null = null;
     do {
@@ -422,7 +396,7 @@ describe('authorization expiry (the mock shrinks Stripe 7-day capture window to 
         .set(stack.admin)
         .expect(200);
       expect(page.body.data.length).toBeLessThanOrEqual(1);
-      paged.push(...page.body.data.map((o: OrderView) => o.id));
+      paged.push(...page.body.data.map((o: OrderJson) => o.id));
       cursor = page.body.nextCursor;
     } while (cursor && paged.length < 10);
     expect(paged).toEqual(byDeadline.map((o) => o.id));
@@ -469,7 +443,7 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
     await confirm(stack, action, 'pm_card_authenticationRequired');
     const failed = await create(stack);
     await confirm(stack, failed, 'pm_card_chargeDeclined');
-    const expected: Array<[OrderView, string[]]> = [
+    const expected: Array<[OrderJson, string[]]> = [
       [pending, ['expired']],
       [action, ['requires_action', 'expired']],
       [failed, ['payment_failed', 'expired']],

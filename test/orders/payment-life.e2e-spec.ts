@@ -5,7 +5,7 @@ import Stripe from 'stripe';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { signedHeader } from '../support/child-stack';
 import { eventsFor, historyProblems, pspDispute, pspPayment, pspTruth, runFlow } from '../support/psp-flows';
-import { orderBody, startTestStack, TestStack } from '../support/test-app';
+import { orderBody, startTestStack, TestStack, OrderJson, HistoryJson } from '../support/test-app';
 import { waitFor } from '../support/wait';
 
 /**
@@ -16,27 +16,6 @@ import { waitFor } from '../support/wait';
  * the PSP never delivered, found by the reconciler.
  */
 
-interface HistoryEntry {
-  from: string;
-  to: string;
-  at: string;
-  reason: string;
-  eventId: string | null;
-}
-
-interface OrderView {
-  id: string;
-  status: string;
-  amount: number;
-  currency: string;
-  payment: { id: string; status: string; clientSecret: string };
-  amountRefunded: number;
-  dispute?: { id: string; status: string; reason: string | null; amount: number; evidenceDueBy: string | null };
-  reviewReason?: string;
-  unexpectedPayments?: Array<{ id: string; amount: number; currency: string; status: string }>;
-  history: HistoryEntry[];
-}
-
 /** orderBody()'s total. */
 const AMOUNT = 1299 * 2 + 850;
 const EVIDENCE_ROUTE = 'POST /v1/disputes/:id';
@@ -44,28 +23,28 @@ const CLOSE_ROUTE = 'POST /v1/disputes/:id/close';
 const UNEXPECTED = 'settle_unexpected_payments_total';
 const VERSION_MISMATCH = 'settle_event_api_version_mismatch_total';
 
-async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderView> {
+async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderJson> {
   return (await request(stack.url).post('/orders').send(orderBody(overrides)).expect(201)).body;
 }
 
-async function view(stack: TestStack, id: string): Promise<OrderView> {
+async function view(stack: TestStack, id: string): Promise<OrderJson> {
   return (await request(stack.url).get(`/orders/${id}`).expect(200)).body;
 }
 
 /** Waits for the order to reach `status` (and `extra`, when given); a timeout says where it was instead. */
-async function until(stack: TestStack, id: string, status: string, extra: (o: OrderView) => boolean = () => true, timeoutMs = 20000): Promise<OrderView> {
-  let last: OrderView | undefined;
+async function until(stack: TestStack, id: string, status: string, extra: (o: OrderJson) => boolean = () => true, timeoutMs = 20000): Promise<OrderJson> {
+  let last: OrderJson | undefined;
   try {
-    return (await waitFor<OrderView | null>(async () => {
+    return (await waitFor<OrderJson | null>(async () => {
       last = await view(stack, id);
       return last.status === status && extra(last) ? last : null;
-    }, `order ${id} ${status}`, timeoutMs)) as OrderView;
+    }, `order ${id} ${status}`, timeoutMs)) as OrderJson;
   } catch (err) {
     throw new Error(`${(err as Error).message}; it is ${last?.status} (dispute ${JSON.stringify(last?.dispute)}, refunded ${last?.amountRefunded}) with history ${JSON.stringify(last && path(last))}`);
   }
 }
 
-async function confirm(stack: TestStack, order: OrderView, method: string): Promise<void> {
+async function confirm(stack: TestStack, order: OrderJson, method: string): Promise<void> {
   await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: method });
 }
 
@@ -89,8 +68,8 @@ async function series(stack: TestStack, name: string): Promise<Record<string, nu
 
 const counter = async (stack: TestStack, name: string) => (await series(stack, name))[''] ?? 0;
 const routeCalls = (stack: TestStack, route: string) => stack.mock.stats().byRoute[route] ?? 0;
-const path = (order: OrderView) => order.history.map((h) => h.to);
-const entries = (order: OrderView, from: string, to: string) => order.history.filter((h) => h.from === from && h.to === to);
+const path = (order: OrderJson) => order.history.map((h) => h.to);
+const entries = (order: OrderJson, from: string, to: string) => order.history.filter((h) => h.from === from && h.to === to);
 
 function evidence(stack: TestStack, id: string, body: unknown): request.Test {
   return request(stack.url).post(`/orders/${id}/dispute/evidence`).set(stack.admin).send(body as object);
@@ -101,7 +80,7 @@ function accept(stack: TestStack, id: string): request.Test {
 }
 
 /** A paid order whose payment the customer's bank disputes (a dispute test card): disputed, with the PSP's dispute. */
-async function disputedOrder(stack: TestStack, method = 'pm_card_createDispute'): Promise<{ order: OrderView; dispute: Stripe.Dispute }> {
+async function disputedOrder(stack: TestStack, method = 'pm_card_createDispute'): Promise<{ order: OrderJson; dispute: Stripe.Dispute }> {
   const order = await create(stack);
   await confirm(stack, order, method);
   const disputed = await until(stack, order.id, 'disputed');
@@ -111,7 +90,7 @@ async function disputedOrder(stack: TestStack, method = 'pm_card_createDispute')
 }
 
 /** The dispute as GET /orders/:id shows it, from the PSP's object. */
-function disputeView(dispute: Stripe.Dispute): OrderView['dispute'] {
+function disputeView(dispute: Stripe.Dispute): OrderJson['dispute'] {
   return {
     id: dispute.id,
     status: dispute.status,
@@ -121,14 +100,14 @@ function disputeView(dispute: Stripe.Dispute): OrderView['dispute'] {
   };
 }
 
-async function expectWherePspIs(stack: TestStack, order: OrderView): Promise<void> {
+async function expectWherePspIs(stack: TestStack, order: OrderJson): Promise<void> {
   const truth = await pspTruth(stack.stripe, stack.mock, order.payment.id);
   expect({ status: order.status, amountRefunded: order.amountRefunded }).toEqual(truth);
   expect(historyProblems(order.history)).toBeNull();
 }
 
 /** Money taken on a PaymentIntent of its own that names the order: a second checkout, a dashboard charge. */
-function strayPayment(stack: TestStack, order: OrderView, amount: number): Promise<Stripe.PaymentIntent> {
+function strayPayment(stack: TestStack, order: OrderJson, amount: number): Promise<Stripe.PaymentIntent> {
   return stack.stripe.paymentIntents.create({
     amount,
     currency: order.currency,
@@ -464,7 +443,7 @@ describe('a dispute outcome the PSP never delivered is found by the reconciler',
     expect(after).toMatchObject({ status, dispute: { id: dispute.id, status: disputeStatus } });
     expect(path(after)).toEqual(['paid', 'disputed', status]);
     // The entry names an event the reconciler brought in from the Events API.
-    const entry = after.history.at(-1) as HistoryEntry;
+    const entry = after.history.at(-1) as HistoryJson;
     const cause = dropped.find((e) => e.id === entry.eventId);
     expect(cause?.data.object).toMatchObject({ id: dispute.id, status: disputeStatus });
     const row = (await stack.db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [entry.eventId])).rows[0];

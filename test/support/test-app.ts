@@ -2,12 +2,17 @@ import { INestApplicationContext } from '@nestjs/common';
 import { Client } from 'pg';
 import Stripe from 'stripe';
 import { AppConfig } from '../../src/config/app-config';
+import type { HistoryEntryView, OrderView, PaymentView } from '../../src/orders/dto/order.view';
 import { loadConfig } from '../../src/config/env';
 import { startApp } from '../../src/bootstrap';
 import { MockPsp, MockPspOptions } from '../../src/mock-psp';
 import { createTestDatabase, TEST_ADMIN_KEY, TEST_WEBHOOK_SECRET, testAppEnv } from './services';
 
 export { TEST_ADMIN_KEY, TEST_WEBHOOK_SECRET } from './services';
+
+/** GET /orders/:id as a test reads it: the API's own view type, with the payment a PaymentIntent order always has. */
+export type OrderJson = Omit<OrderView, 'payment'> & { payment: PaymentView & { id: string; clientSecret: string } };
+export type HistoryJson = HistoryEntryView;
 
 export interface TestStack {
   url: string;
