@@ -1,7 +1,8 @@
 import request from 'supertest';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { FlowName, PARTIAL_CAPTURE, captureMethodFor, chargeFigures, eventsFor, historyProblems, pspPayment, pspTruth, runFlow } from '../support/psp-flows';
-import { orderBody, startTestStack, TestStack } from '../support/test-app';
+import { orderBody, startTestStack, TestStack, OrderJson } from '../support/test-app';
+import { createOrder, getOrder, settled } from '../support/order-api';
 import { waitFor } from '../support/wait';
 
 /**
@@ -11,31 +12,10 @@ import { waitFor } from '../support/wait';
  * transition in its history once.
  */
 
-interface OrderView {
-  id: string;
-  status: string;
-  amount: number;
-  payment: { id: string; status: string };
-  amountRefunded: number;
-  captureMethod: 'automatic' | 'manual';
-  amountCaptured?: number | null;
-  unexpectedPayments?: Array<{ id: string; amount: number; currency: string; status: string }>;
-  history: Array<{ from: string; to: string; reason: string }>;
-  createdAt: string;
-}
-
 const UNPAID = ['pending_payment', 'requires_action', 'payment_failed', 'processing'];
 const FAULTS = { dropRate: 0.25, duplicateRate: 0.25, reorderWindow: 4, delayMs: [0, 40] as [number, number] };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderView> {
-  return (await request(stack.url).post('/orders').send(orderBody(overrides)).expect(201)).body;
-}
-
-async function view(stack: TestStack, id: string): Promise<OrderView> {
-  return (await request(stack.url).get(`/orders/${id}`).expect(200)).body;
-}
 
 async function confirm(stack: TestStack, pi: string, method: string): Promise<'succeeded' | 'declined' | 'refused'> {
   try {
@@ -50,33 +30,24 @@ async function confirm(stack: TestStack, pi: string, method: string): Promise<'s
   }
 }
 
-async function settled(stack: TestStack): Promise<void> {
-  await stack.mock.idle(30000);
-  await waitFor(
-    async () => Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE status NOT IN ('processed', 'ignored')`)).rows[0].n) === 0,
-    'every stored event applied',
-    30000,
-  );
-}
-
 /** Runs the reconciler (it finds what the PSP's dropped deliveries did not say) and waits for what it found to be applied. */
 async function reconcile(stack: TestStack): Promise<void> {
   await stack.mock.idle(30000);
   const pass = await stack.app.get(ReconcilerService).runOnce();
   expect(pass.result).toBe('ok');
-  await settled(stack);
+  await settled(stack, 30000);
 }
 
 /** The order reaches `status`, with reconciler passes to find deliveries the PSP dropped. */
-async function reached(stack: TestStack, id: string, status: string, timeoutMs = 10000): Promise<OrderView> {
-  let last: OrderView | undefined;
+async function reached(stack: TestStack, id: string, status: string, timeoutMs = 10000): Promise<OrderJson> {
+  let last: OrderJson | undefined;
   try {
-    return await waitFor<OrderView | null>(async () => {
-      last = await view(stack, id);
+    return await waitFor<OrderJson | null>(async () => {
+      last = await getOrder(stack, id);
       if (last.status === status) return last;
       await stack.app.get(ReconcilerService).runOnce();
       return null;
-    }, `order ${id} ${status}`, timeoutMs, 200) as OrderView;
+    }, `order ${id} ${status}`, timeoutMs, 200) as OrderJson;
   } catch (err) {
     throw new Error(`${(err as Error).message}; it is ${last?.status}`);
   }
@@ -92,7 +63,7 @@ async function problemOf(stack: TestStack, o: { id: string; pi: string; flow: st
     checks();
     return null;
   } catch (err) {
-    const final = await view(stack, o.id);
+    const final = await getOrder(stack, o.id);
     const history = final.history.map((h) => `${h.from}->${h.to} (${h.reason})`);
     const events = eventsFor(stack.mock, o.pi).map((e) => `${e.type}${stack.mock.deliveryState(e.id)?.dropped ? ' [dropped]' : ''}`);
     return `${o.flow} order ${o.id}: ${(err as Error).message}\nhistory: ${JSON.stringify(history)}\nPSP events (oldest first): ${JSON.stringify(events)}`;
@@ -103,7 +74,7 @@ const dropped = (stack: TestStack, pis: string[]) => pis.flatMap((pi) => eventsF
 
 /** Where the order is against where the PSP is, in one comparable object. */
 async function comparison(stack: TestStack, o: { id: string; pi: string; flow: string }) {
-  const final = await view(stack, o.id);
+  const final = await getOrder(stack, o.id);
   const truth = await pspTruth(stack.stripe, stack.mock, o.pi);
   const { charge } = await pspPayment(stack.stripe, o.pi);
   // What was captured is shown for manual capture (an automatic order's capture is its payment).
@@ -186,7 +157,7 @@ describe('manual capture under drops, duplicates, delays and reordering', () => 
     const orders: Array<{ id: string; pi: string; flow: FlowName | ApiFlow }> = [];
     for (const flow of [...PSP_FLOWS, ...PSP_FLOWS, ...API_FLOWS]) {
       const captureMethod = (API_FLOWS as string[]).includes(flow) ? 'manual' : captureMethodFor(flow as FlowName);
-      const order = await create(stack, { captureMethod });
+      const order = await createOrder(stack, { captureMethod });
       orders.push({ id: order.id, pi: order.payment.id, flow });
     }
     // All at once: the authorization-expiry flows wait out the 12 s window meanwhile.
@@ -237,7 +208,7 @@ describe('unpaid-order expiry under drops, duplicates, delays and reordering', (
     let raceIndex = 0;
     const runs = await Promise.all(
       plan.map(async (kind) => {
-        const order = await create(stack, kind === 'authorized' ? { captureMethod: 'manual' } : {});
+        const order = await createOrder(stack, kind === 'authorized' ? { captureMethod: 'manual' } : {});
         const deadline = new Date(order.createdAt).getTime() + TIMEOUT_MS;
         let confirmed: string | null = null;
         let stray: string | null = null;
@@ -275,7 +246,7 @@ describe('unpaid-order expiry under drops, duplicates, delays and reordering', (
     );
     // Every unpaid order is dealt with (paid or expired) by the sweeps and the webhooks; then one more pass.
     for (const r of runs) {
-      await waitFor(async () => !UNPAID.includes((await view(stack, r.id)).status), `order ${r.id} (${r.flow}) no longer unpaid`, 20000, 100);
+      await waitFor(async () => !UNPAID.includes((await getOrder(stack, r.id)).status), `order ${r.id} (${r.flow}) no longer unpaid`, 20000, 100);
     }
     await reconcile(stack);
 

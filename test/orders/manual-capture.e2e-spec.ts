@@ -2,6 +2,7 @@ import request from 'supertest';
 import type Stripe from 'stripe';
 import { chargeFigures, eventsFor, historyProblems, pspPayment } from '../support/psp-flows';
 import { orderBody, startTestStack, TestStack, OrderJson } from '../support/test-app';
+import { createOrder, getOrder, settled, strayPayment } from '../support/order-api';
 import { waitFor } from '../support/wait';
 
 /**
@@ -19,20 +20,12 @@ const UNPAID = ['pending_payment', 'requires_action', 'payment_failed', 'process
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderJson> {
-  return (await request(stack.url).post('/orders').send(orderBody(overrides)).expect(201)).body;
-}
-
-async function view(stack: TestStack, id: string): Promise<OrderJson> {
-  return (await request(stack.url).get(`/orders/${id}`).expect(200)).body;
-}
-
 /** Waits for the order to reach `status`; a timeout says where it was instead. */
 async function until(stack: TestStack, id: string, status: string, timeoutMs = 15000): Promise<OrderJson> {
   let last: OrderJson | undefined;
   try {
     return await waitFor<OrderJson | null>(async () => {
-      last = await view(stack, id);
+      last = await getOrder(stack, id);
       return last.status === status ? last : null;
     }, `order ${id} ${status}`, timeoutMs) as OrderJson;
   } catch (err) {
@@ -56,16 +49,6 @@ async function authorize(stack: TestStack, order: OrderJson): Promise<OrderJson>
 
 function capture(stack: TestStack, id: string, body: Record<string, unknown> = {}): request.Test {
   return request(stack.url).post(`/orders/${id}/capture`).set(stack.admin).send(body);
-}
-
-/** Every delivery the mock has made or still means to make is in, and every stored event applied. */
-async function settled(stack: TestStack): Promise<void> {
-  await stack.mock.idle(30000);
-  await waitFor(
-    async () => Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE status NOT IN ('processed', 'ignored')`)).rows[0].n) === 0,
-    'every stored event applied',
-    20000,
-  );
 }
 
 async function metric(stack: TestStack, name: string, labels = ''): Promise<number | null> {
@@ -92,18 +75,6 @@ function redeliverAll(stack: TestStack, pi: string): void {
   for (const event of eventsFor(stack.mock, pi)) stack.mock.redeliver(event.id);
 }
 
-/** Money taken on a PaymentIntent of its own that names the order: a second checkout, a dashboard charge. */
-function strayPayment(stack: TestStack, order: OrderJson, amount = order.amount): Promise<Stripe.PaymentIntent> {
-  return stack.stripe.paymentIntents.create({
-    amount,
-    currency: order.currency,
-    metadata: { order_id: order.id },
-    payment_method: 'pm_card_visa',
-    confirm: true,
-    automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-  });
-}
-
 describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> mock PSP)', () => {
   let stack: TestStack;
 
@@ -116,14 +87,14 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
   });
 
   it('creates a manual-capture order with a capture_method=manual PaymentIntent; automatic stays the default', async () => {
-    const manual = await create(stack, { captureMethod: 'manual' });
+    const manual = await createOrder(stack, { captureMethod: 'manual' });
     expect(manual).toMatchObject({ status: 'pending_payment', amount: AMOUNT, captureMethod: 'manual', amountCapturable: 0, captureBefore: null });
     expect(manual.amountCaptured ?? null).toBeNull();
     expect((await stack.stripe.paymentIntents.retrieve(manual.payment.id)).capture_method).toBe('manual');
-    expect(await view(stack, manual.id)).toEqual(manual);
+    expect(await getOrder(stack, manual.id)).toEqual(manual);
 
     for (const overrides of [{}, { captureMethod: 'automatic' }]) {
-      const automatic = await create(stack, overrides);
+      const automatic = await createOrder(stack, overrides);
       expect(automatic.captureMethod).toBe('automatic');
       expect(automatic.captureBefore ?? null).toBeNull();
       expect((await stack.stripe.paymentIntents.retrieve(automatic.payment.id)).capture_method).not.toBe('manual');
@@ -134,7 +105,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
   });
 
   it('captures an authorization in full: authorized, then paid with amountCaptured, captured once at the PSP', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     const before = routeCalls(stack, CAPTURE_ROUTE);
     // Nothing is held before the customer has authorized the payment.
     await capture(stack, order.id).expect(409);
@@ -158,14 +129,14 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     expect(routeCalls(stack, CAPTURE_ROUTE)).toBe(before);
     const tooMuch = await capture(stack, order.id, { amount: AMOUNT + 1 }).expect(400);
     expect(tooMuch.body.message).toMatch(/amount/);
-    expect((await view(stack, order.id)).status).toBe('authorized');
+    expect((await getOrder(stack, order.id)).status).toBe('authorized');
 
     const captured = await capture(stack, order.id).expect(200);
     expect(captured.body).toMatchObject({ id: order.id, captureMethod: 'manual' });
     expect(['authorized', 'paid']).toContain(captured.body.status);
     await until(stack, order.id, 'paid');
     await settled(stack);
-    const paid = await view(stack, order.id);
+    const paid = await getOrder(stack, order.id);
     expect(paid).toMatchObject({ status: 'paid', amountCaptured: AMOUNT, amountCapturable: 0, amountRefunded: 0, payment: { status: 'succeeded' } });
     expect(historyProblems(paid.history)).toBeNull();
     expect(path(paid)).toEqual(['authorized', 'paid']);
@@ -178,7 +149,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
   });
 
   it('captures part: paid with amountCaptured below the amount; refunds count against what was captured', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, order);
     await capture(stack, order.id, { amount: 2000 }).expect(200);
     await until(stack, order.id, 'paid');
@@ -187,7 +158,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     const { intent, charge } = await pspPayment(stack.stripe, order.payment.id);
     expect(intent.amount_received).toBe(2000);
     expect(charge).toMatchObject({ amount_captured: 2000, amount_refunded: AMOUNT - 2000 });
-    expect(await view(stack, order.id)).toMatchObject({ status: 'paid', amount: AMOUNT, amountCaptured: 2000, amountCapturable: 0, amountRefunded: 0 });
+    expect(await getOrder(stack, order.id)).toMatchObject({ status: 'paid', amount: AMOUNT, amountCaptured: 2000, amountCapturable: 0, amountRefunded: 0 });
 
     const refundCalls = routeCalls(stack, 'POST /v1/refunds');
     for (const amount of [2001, AMOUNT]) {
@@ -204,7 +175,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     expect(rest.body.refund).toMatchObject({ amount: 1500 });
     await until(stack, order.id, 'refunded');
     await settled(stack);
-    const refunded = await view(stack, order.id);
+    const refunded = await getOrder(stack, order.id);
     expect(refunded).toMatchObject({ status: 'refunded', amountRefunded: 2000, amountCaptured: 2000 });
     expect(historyProblems(refunded.history)).toBeNull();
     expect(path(refunded)).toEqual(['authorized', 'paid', 'partially_refunded', 'refunded']);
@@ -213,7 +184,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
   });
 
   it('a second capture answers 409 and never reaches the PSP; concurrent captures capture once', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, order);
     const before = routeCalls(stack, CAPTURE_ROUTE);
     await capture(stack, order.id).expect(200);
@@ -222,7 +193,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     await capture(stack, order.id, { amount: 100 }).expect(409);
     expect(routeCalls(stack, CAPTURE_ROUTE)).toBe(before + 1);
 
-    const raced = await create(stack, { captureMethod: 'manual' });
+    const raced = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, raced);
     const answers = await Promise.all([1, 2, 3, 4].map(() => capture(stack, raced.id)));
     const statuses = answers.map((a) => a.status);
@@ -231,7 +202,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     await until(stack, raced.id, 'paid');
     await settled(stack);
     for (const o of [order, raced]) {
-      const paid = await view(stack, o.id);
+      const paid = await getOrder(stack, o.id);
       expect(paid).toMatchObject({ status: 'paid', amountCaptured: AMOUNT });
       expect(historyProblems(paid.history)).toBeNull();
       expect(transitionsTo(paid, 'paid')).toBe(1);
@@ -241,7 +212,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
   });
 
   it('a capture made at the PSP directly counts as success: 200, paid, and its late webhooks add nothing', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, order);
     // Nothing reaches the app, so only the capture route can learn of the capture.
     stack.mock.setForwardTo(undefined);
@@ -255,14 +226,14 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     }
     redeliverAll(stack, order.payment.id);
     await settled(stack);
-    const paid = await view(stack, order.id);
+    const paid = await getOrder(stack, order.id);
     expect(paid).toMatchObject({ status: 'paid', amountCaptured: AMOUNT, amountRefunded: 0 });
     expect(historyProblems(paid.history)).toBeNull();
     expect(path(paid)).toEqual(['authorized', 'paid']);
   });
 
   it('a capture at the PSP racing the capture route and its own webhooks leaves one transition to paid', async () => {
-    const orders = await Promise.all([1, 2, 3, 4].map(() => create(stack, { captureMethod: 'manual' })));
+    const orders = await Promise.all([1, 2, 3, 4].map(() => createOrder(stack, { captureMethod: 'manual' })));
     await Promise.all(orders.map((o) => authorize(stack, o)));
     const answers = await Promise.all(
       orders.map(async (o) => {
@@ -275,14 +246,14 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
     await Promise.all(orders.map((o) => until(stack, o.id, 'paid')));
     await settled(stack);
     for (const o of orders) {
-      const paid = await view(stack, o.id);
+      const paid = await getOrder(stack, o.id);
       expect(historyProblems(paid.history)).toBeNull();
       expect({ id: o.id, path: path(paid), amountCaptured: paid.amountCaptured }).toEqual({ id: o.id, path: ['authorized', 'paid'], amountCaptured: AMOUNT });
     }
   });
 
   it('voids an authorization: canceled, the PaymentIntent canceled at the PSP, nothing captured or refunded', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, order);
     const res = await request(stack.url).post(`/orders/${order.id}/cancel`).set(stack.admin).expect(200);
     expect(res.body.status).toBe('canceled');
@@ -293,7 +264,7 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
 
     // The release reads as a full refund of the uncaptured charge at the PSP (charge.refunded): not a refund of the order.
     await settled(stack);
-    const canceled = await view(stack, order.id);
+    const canceled = await getOrder(stack, order.id);
     expect(canceled).toMatchObject({ status: 'canceled', amountRefunded: 0, amountCapturable: 0 });
     expect(canceled.amountCaptured ?? null).toBeNull();
     expect(historyProblems(canceled.history)).toBeNull();
@@ -306,38 +277,38 @@ describe('manual capture and void (real HTTP, PostgreSQL, Redis, Stripe SDK -> m
   });
 
   it('answers 409 to a void when the PSP already captured though no webhook has said so; the order ends paid', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, order);
     stack.mock.setForwardTo(undefined);
     try {
       await stack.stripe.paymentIntents.capture(order.payment.id);
       await request(stack.url).post(`/orders/${order.id}/cancel`).set(stack.admin).expect(409);
       expect((await stack.stripe.paymentIntents.retrieve(order.payment.id)).status).toBe('succeeded');
-      expect((await view(stack, order.id)).status).not.toBe('canceled');
+      expect((await getOrder(stack, order.id)).status).not.toBe('canceled');
     } finally {
       stack.mock.setForwardTo(`${stack.url}/webhooks/stripe`);
     }
     redeliverAll(stack, order.payment.id);
     await until(stack, order.id, 'paid');
     await settled(stack);
-    const paid = await view(stack, order.id);
+    const paid = await getOrder(stack, order.id);
     expect(paid).toMatchObject({ status: 'paid', amountCaptured: AMOUNT });
     expect(historyProblems(paid.history)).toBeNull();
     expect(transitionsTo(paid, 'paid')).toBe(1);
   });
 
   it('a succeeded payment naming the order that is not its own PaymentIntent moves it to needs_review, paid or not', async () => {
-    const paidOrder = await create(stack);
+    const paidOrder = await createOrder(stack);
     await confirm(stack, paidOrder, 'pm_card_visa');
     await until(stack, paidOrder.id, 'paid');
-    const unpaidOrder = await create(stack);
+    const unpaidOrder = await createOrder(stack);
 
     for (const [order, before] of [[paidOrder, ['paid']], [unpaidOrder, []]] as const) {
       const stray = await strayPayment(stack, order, 1000);
       expect(stray.status).toBe('succeeded');
       await until(stack, order.id, 'needs_review');
       await settled(stack);
-      const review = await view(stack, order.id);
+      const review = await getOrder(stack, order.id);
       expect(review.reviewReason).toEqual(expect.stringMatching(/\S/));
       expect(review.unexpectedPayments).toEqual([{ id: stray.id, amount: 1000, currency: 'usd', status: 'succeeded' }]);
       // The order's own payment is untouched.
@@ -360,16 +331,16 @@ describe('authorization expiry (the mock shrinks Stripe 7-day capture window to 
   });
 
   it('CAPTURE_METHOD=manual makes manual capture the default; an order may still ask for automatic', async () => {
-    const byDefault = await create(stack);
+    const byDefault = await createOrder(stack);
     expect(byDefault.captureMethod).toBe('manual');
     expect((await stack.stripe.paymentIntents.retrieve(byDefault.payment.id)).capture_method).toBe('manual');
-    const automatic = await create(stack, { captureMethod: 'automatic' });
+    const automatic = await createOrder(stack, { captureMethod: 'automatic' });
     expect(automatic.captureMethod).toBe('automatic');
     expect((await stack.stripe.paymentIntents.retrieve(automatic.payment.id)).capture_method).not.toBe('manual');
   });
 
   it('lists authorizations soonest deadline first, counts them in the gauge, and expires them when the PSP lets them lapse', async () => {
-    const orders = [await create(stack), await create(stack), await create(stack)];
+    const orders = [await createOrder(stack), await createOrder(stack), await createOrder(stack)];
     expect(await metric(stack, GAUGE)).toBe(0);
     // Authorized neither in creation order nor in its reverse, a second apart so that capture_before (whole seconds) differs.
     const byDeadline = [orders[1]!, orders[0]!, orders[2]!];
@@ -410,7 +381,7 @@ describe('authorization expiry (the mock shrinks Stripe 7-day capture window to 
       const { intent, charge } = await pspPayment(stack.stripe, o.payment.id);
       expect(intent).toMatchObject({ status: 'canceled', cancellation_reason: 'automatic' });
       expect(charge?.captured).toBe(false);
-      const final = await view(stack, o.id);
+      const final = await getOrder(stack, o.id);
       expect(final).toMatchObject({ status: 'expired', amountRefunded: 0, amountCapturable: 0 });
       expect(final.amountCaptured ?? null).toBeNull();
       expect(historyProblems(final.history)).toBeNull();
@@ -438,10 +409,10 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
   });
 
   it('expires orders left unpaid, failed or awaiting 3-D Secure, cancels their PaymentIntents, and stops asking the PSP about them', async () => {
-    const pending = await create(stack);
-    const action = await create(stack);
+    const pending = await createOrder(stack);
+    const action = await createOrder(stack);
     await confirm(stack, action, 'pm_card_authenticationRequired');
-    const failed = await create(stack);
+    const failed = await createOrder(stack);
     await confirm(stack, failed, 'pm_card_chargeDeclined');
     const expected: Array<[OrderJson, string[]]> = [
       [pending, ['expired']],
@@ -451,7 +422,7 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
     await Promise.all(expected.map(([o]) => until(stack, o.id, 'expired', 20000)));
     await settled(stack);
     for (const [order, steps] of expected) {
-      const expired = await view(stack, order.id);
+      const expired = await getOrder(stack, order.id);
       expect(historyProblems(expired.history)).toBeNull();
       expect({ id: order.id, path: path(expired) }).toEqual({ id: order.id, path: steps });
       expect(expired).toMatchObject({ status: 'expired', amountRefunded: 0, payment: { status: 'canceled' } });
@@ -471,11 +442,11 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
   });
 
   it('leaves an authorized order alone: it is not unpaid, and can still be captured after the timeout', async () => {
-    const order = await create(stack, { captureMethod: 'manual' });
+    const order = await createOrder(stack, { captureMethod: 'manual' });
     await authorize(stack, order);
     await sleep(Math.max(0, new Date(order.createdAt).getTime() + TIMEOUT_MS - Date.now()));
     await morePasses(stack, 3);
-    expect((await view(stack, order.id)).status).toBe('authorized');
+    expect((await getOrder(stack, order.id)).status).toBe('authorized');
     expect((await stack.stripe.paymentIntents.retrieve(order.payment.id)).status).toBe('requires_capture');
     await capture(stack, order.id).expect(200);
     const paid = await until(stack, order.id, 'paid');
@@ -488,7 +459,7 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
     const runs = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
         const offset = -1500 + Math.round((i * 4000) / (count - 1));
-        const order = await create(stack);
+        const order = await createOrder(stack);
         if (i % 3 === 1) await confirm(stack, order, 'pm_card_chargeDeclined');
         await sleep(Math.max(0, new Date(order.createdAt).getTime() + TIMEOUT_MS + offset - Date.now()));
         let confirmed: 'succeeded' | 'refused';
@@ -505,14 +476,14 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
       }),
     );
     for (const { order } of runs) {
-      await waitFor(async () => !UNPAID.includes((await view(stack, order.id)).status), `order ${order.id} no longer unpaid`, 20000);
+      await waitFor(async () => !UNPAID.includes((await getOrder(stack, order.id)).status), `order ${order.id} no longer unpaid`, 20000);
     }
     await settled(stack);
     await morePasses(stack, 1);
     await settled(stack);
 
     for (const { order, offset, confirmed } of runs) {
-      const final = await view(stack, order.id);
+      const final = await getOrder(stack, order.id);
       const intent = await stack.stripe.paymentIntents.retrieve(order.payment.id);
       const seen = { offset, confirmed, status: final.status, intent: intent.status, reason: intent.cancellation_reason };
       if (confirmed === 'succeeded') expect(seen).toEqual({ offset, confirmed, status: 'paid', intent: 'succeeded', reason: null });
@@ -529,19 +500,19 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
   }, 60000);
 
   it('money taken after an order expired moves it to needs_review with the payment listed', async () => {
-    const order = await create(stack);
+    const order = await createOrder(stack);
     await until(stack, order.id, 'expired', 20000);
     // A checkout that comes back late cannot pay the order's own PaymentIntent: it is canceled.
     await expect(stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: 'pm_card_visa' })).rejects.toMatchObject({ statusCode: 400 });
     await morePasses(stack, 1);
-    expect((await view(stack, order.id)).status).toBe('expired');
+    expect((await getOrder(stack, order.id)).status).toBe('expired');
 
     const stray = await strayPayment(stack, order);
     expect(stray.status).toBe('succeeded');
     await until(stack, order.id, 'needs_review');
     await settled(stack);
     await morePasses(stack, 1);
-    const review = await view(stack, order.id);
+    const review = await getOrder(stack, order.id);
     expect(review).toMatchObject({ status: 'needs_review', reviewReason: expect.stringMatching(/\S/), payment: { id: order.payment.id } });
     expect(review.unexpectedPayments).toEqual([{ id: stray.id, amount: AMOUNT, currency: 'usd', status: 'succeeded' }]);
     expect(historyProblems(review.history)).toBeNull();

@@ -6,6 +6,7 @@ import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { signedHeader } from '../support/child-stack';
 import { eventsFor, historyProblems, pspDispute, pspPayment, pspTruth, runFlow } from '../support/psp-flows';
 import { orderBody, startTestStack, TestStack, OrderJson, HistoryJson } from '../support/test-app';
+import { createOrder, getOrder, settled, strayPayment } from '../support/order-api';
 import { waitFor } from '../support/wait';
 
 /**
@@ -23,20 +24,12 @@ const CLOSE_ROUTE = 'POST /v1/disputes/:id/close';
 const UNEXPECTED = 'settle_unexpected_payments_total';
 const VERSION_MISMATCH = 'settle_event_api_version_mismatch_total';
 
-async function create(stack: TestStack, overrides: Record<string, unknown> = {}): Promise<OrderJson> {
-  return (await request(stack.url).post('/orders').send(orderBody(overrides)).expect(201)).body;
-}
-
-async function view(stack: TestStack, id: string): Promise<OrderJson> {
-  return (await request(stack.url).get(`/orders/${id}`).expect(200)).body;
-}
-
 /** Waits for the order to reach `status` (and `extra`, when given); a timeout says where it was instead. */
 async function until(stack: TestStack, id: string, status: string, extra: (o: OrderJson) => boolean = () => true, timeoutMs = 20000): Promise<OrderJson> {
   let last: OrderJson | undefined;
   try {
     return (await waitFor<OrderJson | null>(async () => {
-      last = await view(stack, id);
+      last = await getOrder(stack, id);
       return last.status === status && extra(last) ? last : null;
     }, `order ${id} ${status}`, timeoutMs)) as OrderJson;
   } catch (err) {
@@ -46,16 +39,6 @@ async function until(stack: TestStack, id: string, status: string, extra: (o: Or
 
 async function confirm(stack: TestStack, order: OrderJson, method: string): Promise<void> {
   await stack.stripe.paymentIntents.confirm(order.payment.id, { payment_method: method });
-}
-
-/** Every delivery the mock has made or still means to make is in, and every stored event applied. */
-async function settled(stack: TestStack): Promise<void> {
-  await stack.mock.idle(30000);
-  await waitFor(
-    async () => Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE status NOT IN ('processed', 'ignored')`)).rows[0].n) === 0,
-    'every stored event applied',
-    20000,
-  );
 }
 
 /** Every series of a metric, by its label text ('' for none). */
@@ -81,7 +64,7 @@ function accept(stack: TestStack, id: string): request.Test {
 
 /** A paid order whose payment the customer's bank disputes (a dispute test card): disputed, with the PSP's dispute. */
 async function disputedOrder(stack: TestStack, method = 'pm_card_createDispute'): Promise<{ order: OrderJson; dispute: Stripe.Dispute }> {
-  const order = await create(stack);
+  const order = await createOrder(stack);
   await confirm(stack, order, method);
   const disputed = await until(stack, order.id, 'disputed');
   const dispute = await pspDispute(stack.stripe, stack.mock, order.payment.id);
@@ -104,18 +87,6 @@ async function expectWherePspIs(stack: TestStack, order: OrderJson): Promise<voi
   const truth = await pspTruth(stack.stripe, stack.mock, order.payment.id);
   expect({ status: order.status, amountRefunded: order.amountRefunded }).toEqual(truth);
   expect(historyProblems(order.history)).toBeNull();
-}
-
-/** Money taken on a PaymentIntent of its own that names the order: a second checkout, a dashboard charge. */
-function strayPayment(stack: TestStack, order: OrderJson, amount: number): Promise<Stripe.PaymentIntent> {
-  return stack.stripe.paymentIntents.create({
-    amount,
-    currency: order.currency,
-    metadata: { order_id: order.id },
-    payment_method: 'pm_card_visa',
-    confirm: true,
-    automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
-  });
 }
 
 /** Posts an event to the app signed as the PSP signs; answers the HTTP status. */
@@ -159,7 +130,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
       await request(stack.url).post(`/orders/${order.id}/dispute/evidence`).send({ text: 'winning_evidence' }).expect(401);
       await request(stack.url).post(`/orders/${order.id}/dispute/accept`).send({}).expect(401);
       expect(routeCalls(stack, EVIDENCE_ROUTE)).toBe(calls);
-      expect(await view(stack, order.id)).toMatchObject({ status: 'disputed', dispute: { status: 'needs_response' } });
+      expect(await getOrder(stack, order.id)).toMatchObject({ status: 'disputed', dispute: { status: 'needs_response' } });
 
       const text = 'Signed for on delivery, tracking 1Z999AA10123456784. winning_evidence';
       const submitted = await evidence(stack, order.id, { text }).expect(200);
@@ -175,7 +146,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
 
       const won = await until(stack, order.id, 'paid', (o) => o.dispute?.status === 'won');
       await settled(stack);
-      const after = await view(stack, order.id);
+      const after = await getOrder(stack, order.id);
       expect(after).toMatchObject({ status: 'paid', amountRefunded: 0, dispute: { id: dispute.id, status: 'won', reason: 'fraudulent', amount: AMOUNT } });
       expect(after.dispute).toEqual(won.dispute);
       expect(path(after)).toEqual(['paid', 'disputed', 'paid']);
@@ -192,7 +163,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
     });
 
     it('an order partially refunded before the dispute returns to partially_refunded when it is won', async () => {
-      const order = await create(stack);
+      const order = await createOrder(stack);
       await confirm(stack, order, 'pm_card_createDispute');
       // Before the bank's dispute arrives (1 s after the charge).
       const refund = await stack.stripe.refunds.create({ payment_intent: order.payment.id, amount: 1000 });
@@ -204,7 +175,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
       await evidence(stack, order.id, { text: 'winning_evidence' }).expect(200);
       await until(stack, order.id, 'partially_refunded', (o) => o.dispute?.status === 'won');
       await settled(stack);
-      const after = await view(stack, order.id);
+      const after = await getOrder(stack, order.id);
       expect(after).toMatchObject({ status: 'partially_refunded', amountRefunded: 1000, dispute: { status: 'won', amount: AMOUNT - 1000 } });
       expect(path(after)).toEqual(['paid', 'partially_refunded', 'disputed', 'partially_refunded']);
       await expectWherePspIs(stack, after);
@@ -216,7 +187,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
       expect(['under_review', 'lost']).toContain(submitted.body.dispute.status);
       await until(stack, order.id, 'dispute_lost');
       await settled(stack);
-      const lost = await view(stack, order.id);
+      const lost = await getOrder(stack, order.id);
       expect(lost).toMatchObject({ status: 'dispute_lost', amountRefunded: 0, dispute: { id: dispute.id, status: 'lost', amount: AMOUNT } });
       expect(path(lost)).toEqual(['paid', 'disputed', 'dispute_lost']);
       await expectWherePspIs(stack, lost);
@@ -242,7 +213,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
       await evidence(stack, order.id, { text: 'winning_evidence' }).expect(409);
       await settled(stack);
       // Its charge.dispute.closed webhook, applied after, adds nothing.
-      const lost = await view(stack, order.id);
+      const lost = await getOrder(stack, order.id);
       expect(lost).toMatchObject({ status: 'dispute_lost', dispute: { status: 'lost' } });
       expect(path(lost)).toEqual(['paid', 'disputed', 'dispute_lost']);
       await expectWherePspIs(stack, lost);
@@ -250,8 +221,8 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
     });
 
     it('answers 409 without a dispute (unpaid or paid), 404 for an unknown order, and asks the PSP nothing', async () => {
-      const unpaid = await create(stack);
-      const paid = await create(stack);
+      const unpaid = await createOrder(stack);
+      const paid = await createOrder(stack);
       await confirm(stack, paid, 'pm_card_visa');
       await until(stack, paid.id, 'paid');
       const before = [routeCalls(stack, EVIDENCE_ROUTE), routeCalls(stack, CLOSE_ROUTE)];
@@ -259,7 +230,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
         for (const res of [await evidence(stack, order.id, { text: 'winning_evidence' }).expect(409), await accept(stack, order.id).expect(409)]) {
           expect(res.body).toMatchObject({ statusCode: 409, error: 'Conflict', message: expect.stringMatching(/no open dispute/) });
         }
-        expect((await view(stack, order.id)).dispute).toBeUndefined();
+        expect((await getOrder(stack, order.id)).dispute).toBeUndefined();
       }
       const unknown = '0b7c2a9e-5f1d-4c8e-9a7b-3d2e1f0a9b8c';
       await evidence(stack, unknown, { text: 'winning_evidence' }).expect(404);
@@ -269,7 +240,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
   });
 
   it('a refund that fails after it succeeded lowers amountRefunded again, and the status with it, one history entry each', async () => {
-    const order = await create(stack);
+    const order = await createOrder(stack);
     await confirm(stack, order, 'pm_card_refundFail');
     await until(stack, order.id, 'paid');
 
@@ -283,7 +254,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
     // The card network refuses both, 3 s after each: the money is the merchant's again.
     const back = await until(stack, order.id, 'paid', (o) => o.amountRefunded === 0);
     await settled(stack);
-    const after = await view(stack, order.id);
+    const after = await getOrder(stack, order.id);
     expect(after).toEqual(back);
     expect(after).toMatchObject({ status: 'paid', amountRefunded: 0 });
     for (const refund of [first, rest]) expect(await stack.stripe.refunds.retrieve(refund.id)).toMatchObject({ status: 'failed', failure_reason: 'expired_or_canceled_card' });
@@ -309,7 +280,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
     await until(stack, order.id, 'refunded', (o) => o.amountRefunded === AMOUNT);
     await until(stack, order.id, 'paid', (o) => o.amountRefunded === 0);
     await settled(stack);
-    const last = await view(stack, order.id);
+    const last = await getOrder(stack, order.id);
     expect(path(last)).toEqual(['paid', 'partially_refunded', 'refunded', 'partially_refunded', 'paid', 'refunded', 'paid']);
     await expectWherePspIs(stack, last);
   });
@@ -318,10 +289,10 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
     const warn = jest.spyOn(Logger.prototype, 'warn');
     try {
       const counted = await counter(stack, UNEXPECTED);
-      const paid = await create(stack);
+      const paid = await createOrder(stack);
       await confirm(stack, paid, 'pm_card_visa');
       await until(stack, paid.id, 'paid');
-      const unpaid = await create(stack);
+      const unpaid = await createOrder(stack);
 
       // A double charge (the same amount once more) and a charge typed in a dashboard (any amount).
       const cases = [
@@ -332,7 +303,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
         expect(stray.status).toBe('succeeded');
         await until(stack, order.id, 'needs_review');
         await settled(stack);
-        const review = await view(stack, order.id);
+        const review = await getOrder(stack, order.id);
         expect(review.reviewReason).toEqual(expect.stringMatching(/\S/));
         expect(review.unexpectedPayments).toEqual([{ id: stray.id, amount: stray.amount, currency: 'usd', status: 'succeeded' }]);
         // The order's own payment is untouched.
@@ -350,11 +321,11 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
       }
 
       // Every event of both stray payments once more: nothing new is listed, counted or recorded.
-      const views = await Promise.all(cases.map(({ order }) => view(stack, order.id)));
+      const views = await Promise.all(cases.map(({ order }) => getOrder(stack, order.id)));
       for (const { stray } of cases) for (const event of eventsFor(stack.mock, stray.id)) stack.mock.redeliver(event.id);
       await settled(stack);
       for (const [i, { order }] of cases.entries()) {
-        const again = await view(stack, order.id);
+        const again = await getOrder(stack, order.id);
         expect({ unexpectedPayments: again.unexpectedPayments, history: again.history }).toEqual({ unexpectedPayments: views[i]?.unexpectedPayments, history: views[i]?.history });
       }
       // One count per payment taken, however many of its events said so, and none for the deliveries once more.
@@ -367,11 +338,11 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
   it("counts events rendered in another API version than the SDK's, by version, and says so once per version", async () => {
     const warn = jest.spyOn(Logger.prototype, 'warn');
     try {
-      const order = await create(stack);
+      const order = await createOrder(stack);
       await confirm(stack, order, 'pm_card_visa');
       await until(stack, order.id, 'paid');
       await settled(stack);
-      const paid = await view(stack, order.id);
+      const paid = await getOrder(stack, order.id);
       // The mock renders every event in the SDK's version, as a new account does: none of them counted so far.
       expect(await series(stack, VERSION_MISMATCH)).toEqual({});
 
@@ -388,7 +359,7 @@ describe("the rest of a payment's life (real HTTP, PostgreSQL, Redis, Stripe SDK
       expect(said.map((l) => l.eventApiVersion).sort()).toEqual(['2020-08-27', '2022-11-15']);
       expect(said.every((l) => l.sdkApiVersion === Stripe.API_VERSION)).toBe(true);
       // Counted and still applied as usual: the order's own success changes nothing.
-      const after = await view(stack, order.id);
+      const after = await getOrder(stack, order.id);
       expect({ status: after.status, history: after.history }).toEqual({ status: 'paid', history: paid.history });
 
       // The same version again is counted, not said again.
@@ -433,13 +404,13 @@ describe('a dispute outcome the PSP never delivered is found by the reconciler',
     const closed = dropped.find((e) => e.type === 'charge.dispute.closed') as Stripe.Event;
     expect(closed.data.object).toMatchObject({ id: dispute.id, status: disputeStatus });
     // Only the PSP's answer to the evidence is known: under review.
-    expect(await view(stack, order.id)).toMatchObject({ status: 'disputed', dispute: { id: dispute.id, status: 'under_review' } });
+    expect(await getOrder(stack, order.id)).toMatchObject({ status: 'disputed', dispute: { id: dispute.id, status: 'under_review' } });
 
     const pass = await stack.app.get(ReconcilerService).runOnce();
     expect(pass).toMatchObject({ result: 'ok', missedEvents: dropped.length });
     await until(stack, order.id, status);
     await settled(stack);
-    const after = await view(stack, order.id);
+    const after = await getOrder(stack, order.id);
     expect(after).toMatchObject({ status, dispute: { id: dispute.id, status: disputeStatus } });
     expect(path(after)).toEqual(['paid', 'disputed', status]);
     // The entry names an event the reconciler brought in from the Events API.
@@ -471,7 +442,7 @@ describe('failed refunds whose events arrive out of order (delivered by the test
   }
 
   it("a first refund's failure arriving before a second refund's events: the PSP's end state, each transition once", async () => {
-    const order = await create(stack);
+    const order = await createOrder(stack);
     // Two refunds made one after the other, both failed later (pm_card_refundFail).
     const emitted = await runFlow(stack.stripe, stack.mock, order.payment.id, 'refundFails');
     const [first, second] = [...new Set(emitted.filter((e) => e.type === 'refund.created').map((e) => (e.data.object as Stripe.Refund).id))];
@@ -489,7 +460,7 @@ describe('failed refunds whose events arrive out of order (delivered by the test
     // The PSP's order but for the first refund's failure, which overtakes the second refund's own events.
     await applyInOrder([...before, ...firstFailure, ...secondMade, ...secondFailure]);
 
-    const after = await view(stack, order.id);
+    const after = await getOrder(stack, order.id);
     expect({ status: after.status, amountRefunded: after.amountRefunded }).toEqual(await pspTruth(stack.stripe, stack.mock, order.payment.id));
     expect({ path: path(after), problem: historyProblems(after.history) }).toEqual({ path: path(after), problem: null });
   });
