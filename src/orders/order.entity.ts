@@ -27,3 +27,8 @@ export interface Order {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** Order ids are random UUIDs: anything else names no order (and would be a cast error in PostgreSQL). */
+export function isOrderId(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
+}

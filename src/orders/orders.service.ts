@@ -9,7 +9,7 @@ import { PspClient } from '../psp/psp-client';
 import { CreateOrderDto } from './dto/create-order.dto';
 import { ListOrdersQuery } from './dto/list-orders.query';
 import { OrderView, toOrderView } from './dto/order.view';
-import { Order } from './order.entity';
+import { Order, isOrderId } from './order.entity';
 import { OrderRepository, OrderWithPayment } from './order.repository';
 import { EXPIRABLE_STATUSES, INITIAL_STATUS, REFUNDABLE_STATUSES, UNPAID_STATUSES } from './order-status';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from './order-transitions';
@@ -451,7 +451,7 @@ export class OrdersService {
   }
 
   private async requireOrder(id: string): Promise<OrderWithPayment> {
-    const found = isUuid(id) ? await this.orders.findWithPayment(id) : null;
+    const found = isOrderId(id) ? await this.orders.findWithPayment(id) : null;
     if (!found) throw new DomainError(ErrorCode.NotFound, `Order ${id} not found`);
     return found;
   }
@@ -462,9 +462,6 @@ function isViolation(err: unknown, code: string, table?: string): boolean {
   return (err as { code?: string }).code === code && (table === undefined || String((err as Error).message).includes(table));
 }
 
-function isUuid(value: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
-}
 
 /** Key order and whitespace do not matter: the same order body always hashes the same. */
 function hashRequest(dto: CreateOrderDto): string {
@@ -495,7 +492,7 @@ function decodeCursor(cursor: string): { at: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
   // Only what encodeCursor writes: a Date can hold year -271821, PostgreSQL cannot (a 500).
-  if (!id || !isUuid(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso ?? '') || Number.isNaN(createdAt.getTime())) {
+  if (!id || !isOrderId(id) || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(iso ?? '') || Number.isNaN(createdAt.getTime())) {
     throw new DomainError(ErrorCode.Validation, 'cursor is not valid; pass the nextCursor of a previous page');
   }
   return { at: createdAt, id };

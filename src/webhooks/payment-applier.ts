@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type Stripe from 'stripe';
 import { HeldOrder, OrderTransitions, OrderUnitOfWork } from '../orders/order-transitions';
 import { Decision, PaymentFact, PspFact, ReadEvent, decide, decideForeign, factFromIntent, factFromSession, readEvent } from '../orders/payment-state';
+import { isOrderId } from '../orders/order.entity';
 import { UnexpectedPayment } from '../orders/payment.entity';
 import { Metrics } from '../metrics/metrics';
 import { PspClient } from '../psp/psp-client';
@@ -151,7 +152,7 @@ export class PaymentApplier {
     }
 
     // Payments naming an order in metadata are locked with it too, in the same statement (one lock order): they may not be its own.
-    const namedOrders = candidates.map((c) => (c.read.fact.kind === 'payment' ? c.read.fact.orderIdInMetadata : undefined)).filter((id): id is string => !!id && isUuid(id));
+    const namedOrders = candidates.map((c) => (c.read.fact.kind === 'payment' ? c.read.fact.orderIdInMetadata : undefined)).filter((id): id is string => !!id && isOrderId(id));
     const keys = candidates.flatMap((c) => [c.intentId, ...(c.read.checkoutSessionId ? [c.read.checkoutSessionId] : [])]);
     const held = await uow.lockByIntent([...new Set(keys)], [...new Set(namedOrders)]);
     const heldByOrder = new Map([...held.values()].map((h) => [h.held.orderId, h]));
@@ -279,6 +280,3 @@ function unexpectedOf(paymentId: string, fact: PaymentFact, h: HeldOrder): Unexp
   return { id: paymentId, amount: fact.amount ?? 0, currency: fact.currency ?? h.held.orderCurrency, status: fact.intentStatus };
 }
 
-function isUuid(value: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);
-}
