@@ -19,7 +19,7 @@ import { getQueueToken } from '@nestjs/bull';
 import type { Job, Queue } from 'bull';
 import { APP_CONFIG } from './config/config.module';
 import { ShutdownState } from './health/shutdown-state';
-import { WEBHOOK_QUEUE } from './webhooks/webhook-queue';
+import { WEBHOOK_QUEUE, WebhookJob, eventIdsOf } from './webhooks/webhook-queue';
 
 
 /** Builds the HTTP app (roles api and all); not yet listening. */
@@ -98,20 +98,21 @@ export async function startApp(config: AppConfig): Promise<{ app: INestApplicati
 /** What this process is doing now, so a stop can wait for it and say what a deadline cut off. */
 interface Work {
   requests: number;
-  jobs: Set<string>;
+  /** Job id -> the events it carries. */
+  jobs: Map<string, string[]>;
 }
 const workOf = new WeakMap<INestApplicationContext, Work>();
 
 /** Counts in-flight HTTP requests and the Bull jobs this process runs (the queue's local events). */
 function trackWork(app: INestApplicationContext): Work {
-  const work: Work = { requests: 0, jobs: new Set() };
+  const work: Work = { requests: 0, jobs: new Map() };
   workOf.set(app, work);
   httpServerOf(app)?.on('request', (_req, res: import('node:http').ServerResponse) => {
     work.requests += 1;
     res.once('close', () => (work.requests -= 1));
   });
   const queue = webhookQueueOf(app);
-  queue?.on('active', (job: Job) => work.jobs.add(String(job.id)));
+  queue?.on('active', (job: Job<WebhookJob>) => work.jobs.set(String(job.id), eventIdsOf(job.data)));
   queue?.on('completed', (job: Job) => work.jobs.delete(String(job.id)));
   queue?.on('failed', (job: Job) => work.jobs.delete(String(job.id)));
   return work;
@@ -133,9 +134,10 @@ function webhookQueueOf(app: INestApplicationContext): Queue | undefined {
 function describeWork(app: INestApplicationContext): string {
   const work = workOf.get(app);
   if (!work) return 'unknown work';
-  const jobs = [...work.jobs];
-  const jobList = jobs.length ? ` (${jobs.slice(0, 5).join(', ')}${jobs.length > 5 ? ', …' : ''})` : '';
-  return `${work.requests} HTTP request(s), ${jobs.length} queue job(s)${jobList}`;
+  // The events the jobs carry: what an operator looks up in the inbox.
+  const events = [...work.jobs.values()].flat();
+  const eventList = events.length ? ` (${events.slice(0, 5).join(', ')}${events.length > 5 ? ', …' : ''})` : '';
+  return `${work.requests} HTTP request(s), ${work.jobs.size} queue job(s)${eventList}`;
 }
 
 export interface StopOptions {

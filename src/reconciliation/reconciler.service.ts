@@ -104,7 +104,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
           await this.state.recordRun(STATE_NAME, report.error ?? null);
         } finally {
           // What was stored is queued even when the pass failed later; what Redis refuses now the relay queues later.
-          await this.inbox.enqueueAndMark(newEventIds);
+          await this.inbox.enqueueEach(newEventIds);
         }
       });
       if (elected === 'skipped') {

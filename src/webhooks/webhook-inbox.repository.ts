@@ -2,14 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { CombinedWrite, Database, Queryable } from '../database/database';
 
 /**
- * received  stored, not yet known to be on the queue (the relay re-enqueues these)
- * queued    handed to Bull
+ * received  stored, not applied yet: its job (job_id, or the event's own id) is on
+ *           the queue, or the relay finds it missing and queues it again
  * processed applied (or found stale / a no-op) in the same transaction as the order change
  * ignored   unknown type or unknown object: recorded, not processed
  * dead      failed every attempt; visible and replayable through the admin API
  */
-export type InboxStatus = 'received' | 'queued' | 'processed' | 'ignored' | 'dead';
-export const INBOX_STATUSES: InboxStatus[] = ['received', 'queued', 'processed', 'ignored', 'dead'];
+export type InboxStatus = 'received' | 'processed' | 'ignored' | 'dead';
+export const INBOX_STATUSES: InboxStatus[] = ['received', 'processed', 'ignored', 'dead'];
 
 export type InboxSource = 'webhook' | 'reconciler';
 
@@ -50,11 +50,17 @@ export interface InboxMark {
   outcome: string;
 }
 
-/** One INSERT for any number of events: five array parameters, so it plans like one row. */
-const INSERT_MANY_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at)
-  SELECT id, type, payload, created, source, 'received', now()
+/** One INSERT for any number of events: array parameters, so it plans like one row. $6: the job that will carry them (NULL: one job each). */
+const INSERT_MANY_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at, job_id)
+  SELECT id, type, payload, created, source, 'received', now(), $6
   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS e(id, type, payload, created, source)
   ON CONFLICT (id) DO NOTHING RETURNING id`;
+
+/** Unapplied rows and the job that carries each (see InboxRepository.unappliedSince). */
+export interface UnappliedRow {
+  id: string;
+  jobId: string;
+}
 
 /** The one owner of `webhook_events` (the inbox): every query on it is a method here. */
 @Injectable()
@@ -66,7 +72,7 @@ export class InboxRepository {
    * new. The webhook route's batches go through the intake connections, with
    * their lock and statement timeouts; the reconciler's through the main pool.
    */
-  async insertMany(events: InboxEventInput[], via: 'intake' | 'main'): Promise<Set<string>> {
+  async insertMany(events: InboxEventInput[], via: 'intake' | 'main', jobId: string | null = null): Promise<Set<string>> {
     const q = via === 'intake' ? this.db.intake : this.db;
     const rows = await q.query<{ id: string }>(INSERT_MANY_SQL, [
       events.map((e) => e.id),
@@ -74,24 +80,9 @@ export class InboxRepository {
       events.map((e) => e.payload),
       events.map((e) => e.created),
       events.map((e) => e.source),
+      jobId,
     ]);
     return new Set(rows.map((r) => r.id));
-  }
-
-  /**
-   * Only 'received' rows: a fast worker may already have processed the event.
-   * Rows a worker holds are skipped, not waited for: a plain multi-row UPDATE
-   * locks in no particular order and deadlocks with a batch that locks the same
-   * rows in id order. A skipped row stays 'received', which costs at most a
-   * relay re-add that Bull's job id makes a no-op.
-   */
-  async markQueued(ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.db.query(
-      `UPDATE webhook_events SET status = 'queued' WHERE id IN (
-         SELECT id FROM webhook_events WHERE id = ANY($1) AND status = 'received' ORDER BY id FOR UPDATE SKIP LOCKED)`,
-      [ids],
-    );
   }
 
   /** Locks inbox rows in id order: the first lock every application takes (the row lock serializes two jobs for one event). */
@@ -162,28 +153,29 @@ export class InboxRepository {
     }));
   }
 
-  /** Makes a stored event processable again (admin replay); false when there is no such event. */
+  /** Makes a stored event processable again (admin replay) by a job of its own; false when there is no such event. */
   async resetForReplay(id: string): Promise<boolean> {
-    const rows = await this.db.query(`UPDATE webhook_events SET status = 'received', processed_at = NULL WHERE id = $1 RETURNING id`, [id]);
+    const rows = await this.db.query(`UPDATE webhook_events SET status = 'received', processed_at = NULL, job_id = NULL WHERE id = $1 RETURNING id`, [id]);
     return rows.length > 0;
   }
 
-  /** Ids in `status` received longer ago than `olderThanMs`, oldest first (the relay's sweep). */
-  async idsWaiting(status: 'received' | 'queued', olderThanMs: number, limit: number): Promise<string[]> {
-    const rows = await this.db.query<{ id: string }>(
-      `SELECT id FROM webhook_events WHERE status = $1 AND received_at < now() - make_interval(secs => $2::double precision / 1000) ORDER BY received_at LIMIT $3`,
-      [status, olderThanMs, limit],
+  /** Rows still unapplied that were received longer ago than `olderThanMs`, oldest first, with their job's id (the relay's sweep). */
+  async unappliedSince(olderThanMs: number, limit: number): Promise<UnappliedRow[]> {
+    const rows = await this.db.query<{ id: string; job_id: string }>(
+      `SELECT id, COALESCE(job_id, id) AS job_id FROM webhook_events
+        WHERE status = 'received' AND received_at < now() - make_interval(secs => $1::double precision / 1000) ORDER BY received_at LIMIT $2`,
+      [olderThanMs, limit],
     );
-    return rows.map((r) => r.id);
+    return rows.map((r) => ({ id: r.id, jobId: r.job_id }));
   }
 
   /** Age of the oldest event not yet applied (0 when none) and how many are dead: the scrape's gauges. */
   async lagAndDead(): Promise<{ lagSeconds: number; dead: number }> {
     const [row] = await this.db.query<{ lag: string; dead: string }>(
       `SELECT
-         COALESCE(EXTRACT(EPOCH FROM now() - min(received_at) FILTER (WHERE status IN ('received', 'queued'))), 0) AS lag,
+         COALESCE(EXTRACT(EPOCH FROM now() - min(received_at) FILTER (WHERE status = 'received')), 0) AS lag,
          count(*) FILTER (WHERE status = 'dead') AS dead
-       FROM webhook_events WHERE status IN ('received', 'queued', 'dead')`,
+       FROM webhook_events WHERE status IN ('received', 'dead')`,
     );
     return { lagSeconds: Number(row?.lag ?? 0), dead: Number(row?.dead ?? 0) };
   }

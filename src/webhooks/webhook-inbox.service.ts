@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectQueue } from '@nestjs/bull';
 import type { Queue } from 'bull';
 import { Metrics } from '../metrics/metrics';
@@ -14,10 +15,8 @@ export interface InboxEventHead {
 
 /** Longest the request path waits for Redis before answering: the event is stored, the relay finishes the job. */
 const ENQUEUE_WAIT_MS = 1500;
-/** 'queued' marks are batched: one UPDATE per tick instead of one per request. */
-const MARK_QUEUED_EVERY_MS = 50;
 
-/** Most events written by one INSERT. */
+/** Most events written by one INSERT (and carried by one job). */
 const MAX_BATCH = 256;
 
 interface PendingEvent {
@@ -28,17 +27,22 @@ interface PendingEvent {
   reject(err: Error): void;
 }
 
+/** A job to put on the queue: its id, and the events it carries. */
+export interface InboxJob {
+  jobId: string;
+  ids: string[];
+}
+
 /**
- * The inbox path shared by the webhook handler and the reconciler:
- * store the event (the unique id makes redelivery harmless), then hand it to
- * Bull with jobId = event id (the second dedupe), then mark it queued.
+ * The inbox path shared by the webhook handler and the reconciler: store the
+ * event (the unique id makes redelivery harmless), then hand it to Bull. The
+ * rows stored together go as one job, whose id they carry (job_id), so the
+ * relay can tell a job that was lost from one still waiting: no second write
+ * per event to say it was queued.
  */
 @Injectable()
-export class WebhookInbox implements OnModuleDestroy {
+export class WebhookInbox {
   private readonly logger = new Logger(WebhookInbox.name);
-  private toMark: string[] = [];
-  private markTimer?: NodeJS.Timeout;
-  private marking: Promise<void> = Promise.resolve();
   private waiting: PendingEvent[] = [];
   private writing = false;
 
@@ -53,7 +57,7 @@ export class WebhookInbox implements OnModuleDestroy {
    * queued, or left for the relay). Rejects only when it could not be stored.
    *
    * Group commit: while one batch is being written, arriving events wait and
-   * go together in the next one: one INSERT and one Bull addBulk for many
+   * go together in the next one: one INSERT and one Bull job for many
    * events, with no timer, so a lone event is written at once.
    */
   accept(head: InboxEventHead, payload: string, source: InboxSource): Promise<'stored' | 'duplicate'> {
@@ -68,17 +72,18 @@ export class WebhookInbox implements OnModuleDestroy {
     try {
       while (this.waiting.length > 0) {
         const batch = this.waiting.splice(0, MAX_BATCH);
-        const stored = await this.storeBatch(batch);
+        const jobId = newBatchJobId();
+        const stored = await this.storeBatch(batch, jobId);
         // Enqueue without holding up the next batch's INSERT; each request still answers after its enqueue.
-        if (stored.length > 0) void this.enqueueStored(stored);
+        if (stored.length > 0) void this.enqueueStored(jobId, stored);
       }
     } finally {
       this.writing = false;
     }
   }
 
-  /** Inserts a batch and settles every entry but the newly stored ones, which it returns. Never throws. */
-  private async storeBatch(batch: PendingEvent[]): Promise<PendingEvent[]> {
+  /** Inserts a batch (its rows naming `jobId`) and settles every entry but the newly stored ones, which it returns. Never throws. */
+  private async storeBatch(batch: PendingEvent[], jobId: string): Promise<PendingEvent[]> {
     // The same id twice in one batch: the later one shares the first one's fate.
     const unique = new Map<string, PendingEvent>();
     const repeats: PendingEvent[] = [];
@@ -88,7 +93,7 @@ export class WebhookInbox implements OnModuleDestroy {
     }
     const outcome = new Map<string, 'stored' | 'duplicate' | Error>();
     const write = async (entries: PendingEvent[]) => {
-      const inserted = await this.insertMany(entries);
+      const inserted = await this.rows.insertMany(entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })), 'intake', jobId);
       for (const e of entries) outcome.set(e.head.id, inserted.has(e.head.id) ? 'stored' : 'duplicate');
     };
     try {
@@ -128,36 +133,37 @@ export class WebhookInbox implements OnModuleDestroy {
     entry.resolve('duplicate');
   }
 
-  private insertMany(entries: PendingEvent[]): Promise<Set<string>> {
-    return this.rows.insertMany(entries.map((e) => ({ ...e.head, payload: e.payload, source: e.source })), 'intake');
-  }
-
-  private async enqueueStored(stored: PendingEvent[]): Promise<void> {
-    const ids = stored.map((e) => e.head.id);
-    if (await this.enqueue(ids)) this.markQueuedSoon(...ids);
+  private async enqueueStored(jobId: string, stored: PendingEvent[]): Promise<void> {
+    await this.enqueue([{ jobId, ids: stored.map((e) => e.head.id) }]);
     for (const entry of stored) entry.resolve('stored');
   }
 
   /**
-   * Puts events on the queue (one addBulk), waiting at most ENQUEUE_WAIT_MS.
-   * False when Redis is not there: the rows stay 'received' and the relay retries them.
+   * Puts jobs on the queue (one addBulk; an id Bull still holds is not added
+   * twice), waiting at most ENQUEUE_WAIT_MS. False when Redis is not there:
+   * the rows stay unapplied and the relay queues their jobs later.
    */
-  async enqueue(ids: string[]): Promise<boolean> {
-    if (ids.length === 0) return true;
+  async enqueue(jobs: InboxJob[]): Promise<boolean> {
+    if (jobs.length === 0) return true;
     if ((this.queue.client as { status?: string }).status !== 'ready') return false;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.queue.addBulk(ids.map((id) => ({ data: { id }, opts: { ...WEBHOOK_JOB_OPTIONS, jobId: id } }))),
+        this.queue.addBulk(jobs.map((j) => ({ data: { ids: j.ids }, opts: { ...WEBHOOK_JOB_OPTIONS, jobId: j.jobId } }))),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('enqueue timed out')), ENQUEUE_WAIT_MS))),
       ]);
       return true;
     } catch (err) {
-      this.logger.warn({ msg: 'events stored but not queued; the relay will queue them', count: ids.length, firstEventId: ids[0], error: (err as Error).message });
+      this.logger.warn({ msg: 'events stored but not queued; the relay will queue them', jobs: jobs.length, firstEventId: jobs[0]?.ids[0], error: (err as Error).message });
       return false;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Queues events stored without a job of their batch (the reconciler's, replays): one job each, its id the event's. */
+  enqueueEach(ids: string[]): Promise<boolean> {
+    return this.enqueue(ids.map((id) => ({ jobId: id, ids: [id] })));
   }
 
   /** Stores events found elsewhere (the reconciler's listing) in one INSERT, without queuing them; returns the ids that were new. */
@@ -168,7 +174,7 @@ export class WebhookInbox implements OnModuleDestroy {
     return stored;
   }
 
-  /** Enqueues again after a replay: a failed job with the same id would otherwise make add a no-op. */
+  /** Enqueues again after a replay (the row was reset to a job of its own): a failed job with the same id would otherwise make add a no-op. */
   async requeue(id: string): Promise<boolean> {
     try {
       const job = await this.queue.getJob(id);
@@ -176,31 +182,20 @@ export class WebhookInbox implements OnModuleDestroy {
     } catch {
       // Redis down: enqueue below fails too and the relay takes over.
     }
-    return this.enqueueAndMark([id]);
+    return this.enqueueEach([id]);
+  }
+
+  /** Of these job ids, those Bull no longer holds (a Redis without persistence forgets them when restarted); looked up concurrently. */
+  async missingJobs(jobIds: string[]): Promise<string[]> {
+    const jobs = await Promise.all(jobIds.map((id) => this.queue.getJob(id)));
+    return jobIds.filter((_, i) => jobs[i] === null);
   }
 
   /**
-   * Enqueues, then marks the rows 'queued'. False when Redis is not there: the
-   * rows stay 'received' for the relay. A failed mark is harmless (a row left
-   * 'received' costs a relay re-add that Bull's job id makes a no-op).
-   */
-  async enqueueAndMark(ids: string[]): Promise<boolean> {
-    if (!(await this.enqueue(ids))) return false;
-    await this.rows.markQueued(ids).catch((err) => this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }));
-    return true;
-  }
-
-  /** The events Bull no longer holds a job for (a Redis without persistence forgets them when restarted); looked up concurrently. */
-  async missingJobs(ids: string[]): Promise<string[]> {
-    const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
-    return ids.filter((_, i) => jobs[i] === null);
-  }
-
-  /**
-   * Of the given events (rows not yet applied nor dead), those whose job will
-   * never run again, with that job removed so that adding the same job id
-   * queues it anew (add ignores an id Bull still holds):
-   * - failed its last attempt: its worker could not even mark the row dead
+   * Of these jobs (carrying rows not yet applied nor dead), those that will
+   * never run again, removed so that adding the same job id queues it anew
+   * (add ignores an id Bull still holds):
+   * - failed its last attempt: its worker could not even mark the rows dead
    *   (the database was down through every retry);
    * - stuck, in no list at all: a worker that took the job before Redis
    *   restarted empty finished it afterwards, which wrote the job's record
@@ -208,8 +203,8 @@ export class WebhookInbox implements OnModuleDestroy {
    * Only jobs that were tried at least once are looked at (getState costs up
    * to six round trips): an untried job is in the wait list or was lost whole.
    */
-  async takeBackDeadEndJobs(ids: string[]): Promise<string[]> {
-    const jobs = await Promise.all(ids.map((id) => this.queue.getJob(id)));
+  async takeBackDeadEndJobs(jobIds: string[]): Promise<string[]> {
+    const jobs = await Promise.all(jobIds.map((id) => this.queue.getJob(id)));
     const taken = await Promise.all(
       jobs.map(async (job) => {
         if (!job || !(job.attemptsMade > 0 || job.failedReason)) return null;
@@ -224,30 +219,11 @@ export class WebhookInbox implements OnModuleDestroy {
     );
     return taken.filter((id): id is string => id !== null);
   }
+}
 
-  private markQueuedSoon(...ids: string[]): void {
-    this.toMark.push(...ids);
-    this.markTimer ??= setTimeout(() => {
-      this.markTimer = undefined;
-      const ids = this.toMark;
-      this.toMark = [];
-      this.marking = this.rows.markQueued(ids).catch((err) =>
-        // Harmless: rows left 'received' are re-queued by the relay, and Bull's jobId dedupes.
-        this.logger.warn({ msg: 'could not mark events queued', count: ids.length, error: (err as Error).message }),
-      );
-    }, MARK_QUEUED_EVERY_MS);
-  }
-
-  async onModuleDestroy(): Promise<void> {
-    if (this.markTimer) {
-      clearTimeout(this.markTimer);
-      this.markTimer = undefined;
-      const ids = this.toMark;
-      this.toMark = [];
-      await this.rows.markQueued(ids).catch(() => undefined);
-    }
-    await this.marking;
-  }
+/** A batch's job id: unique, and told apart from an event's own id at a glance. */
+function newBatchJobId(): string {
+  return `batch_${randomBytes(9).toString('base64url')}`;
 }
 
 /** A data or constraint error (SQLSTATE class 22, 23): the rows, not the database, are at fault. */

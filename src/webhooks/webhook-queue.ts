@@ -1,17 +1,25 @@
 import type { JobOptions, QueueOptions } from 'bull';
 
-/** The Bull queue every accepted PSP event goes through; job id = event id. */
+/**
+ * The Bull queue every accepted PSP event goes through. One job carries a
+ * batch the intake stored together (job id in the rows' job_id), or one event
+ * (job id = event id: the reconciler's finds, replays, and jobs of earlier versions).
+ */
 export const WEBHOOK_QUEUE = 'webhook-events';
 
-/** What a job carries: only the inbox row's id; the payload is read from the row under its lock. */
-export interface WebhookJob {
-  id: string;
+/** What a job carries: only inbox row ids; payloads are read from the rows under their locks. */
+export type WebhookJob = { ids: string[] } | { id: string };
+
+/** The events a job carries. */
+export function eventIdsOf(job: WebhookJob): string[] {
+  return 'ids' in job ? job.ids : [job.id];
 }
 
 /**
- * Retries with exponential backoff (1, 2, 4, 8 s); after the last attempt the
- * inbox row is marked dead. Completed jobs are dropped: the inbox is the record,
- * and a re-added job id for a processed event is a harmless no-op.
+ * Retries with exponential backoff (1, 2, 4, 8 s); a retry applies only what
+ * is still unapplied, and after the last attempt the rows that still fail are
+ * marked dead. Completed jobs are dropped: the inbox is the record, and a
+ * re-added job for processed events is a harmless no-op.
  */
 export const WEBHOOK_JOB_OPTIONS: JobOptions = {
   attempts: 5,

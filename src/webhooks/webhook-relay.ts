@@ -4,20 +4,20 @@ import { InboxRepository } from './webhook-inbox.repository';
 import { WebhookInbox } from './webhook-inbox.service';
 
 const RELAY_EVERY_MS = 2000;
-/** Give the request path time to mark what it queued before treating a row as never queued. */
-const RECEIVED_GRACE_MS = 2000;
 /**
- * A 'queued' row this old whose job Bull no longer has was lost with Redis (no
- * persistence), and one whose job failed its last attempt (it could not be
- * marked dead) or is stuck in no list (finished into a restarted Redis): queue it again.
+ * Rows unapplied this long have their job looked up: the request path gets
+ * ENQUEUE_WAIT_MS to queue a batch, and a job found waiting is left alone, so
+ * a backlog costs one look-up per job a sweep, not a second run of its events.
  */
-const QUEUED_GRACE_MS = 15_000;
+const UNAPPLIED_GRACE_MS = 3000;
 const BATCH = 200;
 
 /**
- * Finds stored events that never reached the queue (Redis was down when they
- * came in, or the process died between insert and enqueue) and queues them.
- * Runs in the worker role; re-queuing is harmless (jobId = event id, and the
+ * Finds stored events whose job Bull does not hold (Redis was down when they
+ * came in or restarted empty, the process died between insert and enqueue) or
+ * holds at a dead end (failed its last attempt without marking the rows dead,
+ * or stuck in no list), and queues that job again under the same id with the
+ * rows still unapplied. Runs in the worker role; re-queuing is harmless (the
  * processor skips events already applied).
  */
 @Injectable()
@@ -40,18 +40,17 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
     if (this.running) return 0;
     this.running = true;
     try {
-      const receivedIds = await this.rows.idsWaiting('received', RECEIVED_GRACE_MS, BATCH);
-      // Redis still down: nothing is marked, the next sweep tries again.
-      const queued = (await this.inbox.enqueueAndMark(receivedIds)) ? receivedIds : [];
-
-      const waitingIds = await this.rows.idsWaiting('queued', QUEUED_GRACE_MS, BATCH);
-      const lostIds = await this.inbox.missingJobs(waitingIds);
-      // A row still 'queued' whose job failed for good or is stuck in no list: queue it again (see takeBackDeadEndJobs).
-      const deadEndIds = await this.inbox.takeBackDeadEndJobs(waitingIds.filter((id) => !lostIds.includes(id)));
-      const requeued = [...lostIds, ...deadEndIds];
-      const lost = (await this.inbox.enqueue(requeued)) ? requeued.length : 0;
-      if (queued.length + lost > 0) this.logger.log({ msg: 'relayed stored events to the queue', received: queued.length, lostJobs: lostIds.length, deadEndJobs: deadEndIds.length });
-      return queued.length + lost;
+      const rows = await this.rows.unappliedSince(UNAPPLIED_GRACE_MS, BATCH);
+      const byJob = new Map<string, string[]>();
+      for (const row of rows) byJob.set(row.jobId, [...(byJob.get(row.jobId) ?? []), row.id]);
+      const jobIds = [...byJob.keys()];
+      const lostIds = await this.inbox.missingJobs(jobIds);
+      const deadEndIds = await this.inbox.takeBackDeadEndJobs(jobIds.filter((id) => !lostIds.includes(id)));
+      const jobs = [...lostIds, ...deadEndIds].map((jobId) => ({ jobId, ids: byJob.get(jobId) ?? [] }));
+      // Redis still down: the next sweep tries again.
+      const queued = (await this.inbox.enqueue(jobs)) ? jobs.reduce((n, j) => n + j.ids.length, 0) : 0;
+      if (queued > 0) this.logger.log({ msg: 'relayed stored events to the queue', events: queued, lostJobs: lostIds.length, deadEndJobs: deadEndIds.length });
+      return queued;
     } catch (err) {
       this.logger.warn({ msg: 'relay sweep failed; next sweep retries', error: (err as Error).message });
       return 0;

@@ -4,10 +4,11 @@ import type { Job } from 'bull';
 import { Metrics } from '../metrics/metrics';
 import { EventOutcome, PaymentApplier } from './payment-applier';
 import { InboxRepository } from './webhook-inbox.repository';
-import { WEBHOOK_QUEUE, WebhookJob } from './webhook-queue';
+import { WEBHOOK_QUEUE, WebhookJob, eventIdsOf } from './webhook-queue';
 
-// Jobs in flight per worker process. They wait in the batcher below, so many in flight means
-// bigger batches rather than more open transactions. Under a flood about a third of them are
+// Jobs in flight per worker process (a job carries one intake batch: one event or many). Their
+// events wait in the batcher below, so many in flight means bigger batches rather than more
+// open transactions. Under a flood about a third of them are
 // in Bull's hands (finishing one, fetching the next) at any moment. Measured by npm run bench
 // on 2 cores: at 32 a batch held ~9 events and the flood settled at ~1,000-1,450/s, at 64 ~17
 // events and ~1,300-1,960/s (median ~1,700); 96-128 cost more CPU per event than they gained.
@@ -24,13 +25,15 @@ interface Waiting {
 }
 
 /**
- * Applies queued PSP events; Bull retries a failure with backoff, and the last
- * failure marks the inbox row dead.
+ * Applies queued PSP events. A job carries the events the intake stored
+ * together; Bull retries a job with a failed event with backoff (what was
+ * applied meanwhile is skipped), and its last failure marks the events that
+ * still fail dead.
  *
- * Group commit: jobs that arrive while a batch is being applied go together
- * in the next transaction (PaymentApplier.applyEvents, whose path is the same
- * for one event); every event of a batch that failed is applied again alone,
- * so one bad event fails only its own job.
+ * Group commit: events of jobs that arrive while a batch is being applied go
+ * together in the next transaction (PaymentApplier.applyEvents, whose path is
+ * the same for one event); every event of a batch that failed is applied
+ * again alone, so one bad event fails only itself.
  */
 @Processor(WEBHOOK_QUEUE)
 export class WebhookProcessor {
@@ -42,21 +45,31 @@ export class WebhookProcessor {
 
   @Process({ concurrency: CONCURRENCY })
   async handle(job: Job<WebhookJob>): Promise<string> {
-    const eventId = job.data.id;
+    const ids = eventIdsOf(job.data);
+    const outcomes = await Promise.all(ids.map((id) => this.applyTimed(id)));
+    const failed = ids.flatMap((id, i) => (outcomes[i] instanceof Error ? [{ id, error: outcomes[i] as Error }] : []));
+    if (failed.length === 0) return `${ids.length} applied`;
+    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    for (const { id, error } of failed) {
+      const message = error.message ?? String(error);
+      this.logger.error({ msg: final ? 'event failed its last attempt: dead' : 'event failed; will retry', eventId: id, jobId: job.id, attempt: job.attemptsMade + 1, error: message });
+      await this.inbox
+        .recordFailure(id, message, final)
+        .catch((dbErr: Error) => this.logger.error({ msg: 'could not record the failure', eventId: id, error: dbErr.message }));
+    }
+    throw new Error(`${failed.length} of ${ids.length} events failed; first ${failed[0]?.id}: ${failed[0]?.error.message}`);
+  }
+
+  /** One event through the batcher, timed; resolves with its outcome or its Error. */
+  private async applyTimed(id: string): Promise<EventOutcome | Error> {
     const done = this.metrics.eventProcessingSeconds.startTimer();
     try {
-      const outcome = await this.apply(eventId);
+      const outcome = await this.apply(id);
       done({ outcome });
       return outcome;
     } catch (err) {
       done({ outcome: 'error' });
-      const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const message = (err as Error).message ?? String(err);
-      this.logger.error({ msg: final ? 'event failed its last attempt: dead' : 'event failed; will retry', eventId, attempt: job.attemptsMade + 1, error: message });
-      await this.inbox
-        .recordFailure(eventId, message, final)
-        .catch((dbErr: Error) => this.logger.error({ msg: 'could not record the failure', eventId, error: dbErr.message }));
-      throw err;
+      return err as Error;
     }
   }
 

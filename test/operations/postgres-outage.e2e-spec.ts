@@ -8,6 +8,7 @@ import { ChildApp } from '../support/child-app';
 import { signedHeader } from '../support/child-stack';
 import { PrivatePostgres } from '../support/private-postgres';
 import { historyProblems } from '../support/psp-flows';
+import { eventsInJobs } from '../support/queue-jobs';
 import { TEST_WEBHOOK_SECRET, testAppEnv, testRedisUrl } from '../support/services';
 import { orderBody } from '../support/test-app';
 import { waitFor } from '../support/wait';
@@ -22,6 +23,8 @@ async function query<T extends Record<string, unknown>>(url: string, sql: string
     await client.end();
   }
 }
+
+const contains = (all: string[], some: string[]) => some.every((id) => all.includes(id));
 
 describe('PostgreSQL stops during webhook traffic and comes back', () => {
   let pg: PrivatePostgres;
@@ -69,7 +72,9 @@ describe('PostgreSQL stops during webhook traffic and comes back', () => {
     await mock.idle(20000);
     const heldEvents = mock.events().slice(heldFrom).map((e) => e.id);
     await waitFor(
-      async () => (await query<{ n: string }>(pg.url, `SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1) AND status = 'queued'`, [heldEvents]))[0]?.n === String(heldEvents.length),
+      async () =>
+        (await query<{ n: string }>(pg.url, `SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1)`, [heldEvents]))[0]?.n === String(heldEvents.length) &&
+        contains(await eventsInJobs(queue, ['waiting', 'paused']), heldEvents),
       'held events stored and queued',
     );
     const during = await createOrders(5);
@@ -104,7 +109,7 @@ describe('PostgreSQL stops during webhook traffic and comes back', () => {
     expect(refused.body.message).toMatch(/database/i);
 
     // The held jobs fail every attempt (1+2+4+8 s of backoff) while the worker cannot even mark them dead.
-    await waitFor(async () => (await queue.getFailedCount()) >= heldEvents.length, 'held jobs failed for good', 30000, 200);
+    await waitFor(async () => contains(await eventsInJobs(queue, ['failed']), heldEvents), 'held jobs failed for good', 30000, 200);
     // Keep it down past the first retries of the PSP too.
     await new Promise((r) => setTimeout(r, Math.max(0, 18000 - (Date.now() - downAt))));
     for (const event of duringEvents) {

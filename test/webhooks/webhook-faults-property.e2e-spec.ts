@@ -116,11 +116,11 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
 
     const ids = events.map((e) => e.id);
     await waitFor(async () => (await applied(ids)) === ids.length, `${ids.length} events applied (fault ${fault})`, 60000, 100).catch(async (err: Error) => {
-      const { rows } = await stack.db.query(`SELECT id, type, status, attempts, last_error, received_at FROM webhook_events WHERE id = ANY($1) AND status NOT IN ('processed', 'ignored')`, [ids]);
+      const { rows } = await stack.db.query(`SELECT id, COALESCE(job_id, id) AS job_id, type, status, attempts, last_error, received_at FROM webhook_events WHERE id = ANY($1) AND status NOT IN ('processed', 'ignored')`, [ids]);
       const stored = Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1)`, [ids])).rows[0].n);
       // What Bull holds for each of them says which path lost it.
       const queue = new Bull(WEBHOOK_QUEUE, redis.url, { prefix: workerEnv.QUEUE_PREFIX });
-      const jobs = await Promise.all(rows.map(async (r) => { const job = await queue.getJob(r.id); return job ? { state: await job.getState(), attemptsMade: job.attemptsMade, failedReason: job.failedReason } : null; }));
+      const jobs = await Promise.all(rows.map(async (r) => { const job = await queue.getJob(r.job_id); return job ? { state: await job.getState(), attemptsMade: job.attemptsMade, failedReason: job.failedReason } : null; }));
       await queue.close();
       throw new Error(`${err.message}; ${stored} of ${ids.length} stored; not applied: ${JSON.stringify(rows)}; their jobs: ${JSON.stringify(jobs)}`);
     });

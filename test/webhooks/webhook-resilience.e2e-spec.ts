@@ -3,6 +3,7 @@ import request from 'supertest';
 import { ChildStack, signedHeader, startChildStack } from '../support/child-stack';
 import { TestRedis } from '../support/redis-server';
 import { historyProblems } from '../support/psp-flows';
+import { eventsInJobs } from '../support/queue-jobs';
 import { waitFor } from '../support/wait';
 import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 
@@ -147,10 +148,17 @@ describe('Redis restarts empty while events are queued but not applied', () => {
     for (const o of orders) await stack.stripe.paymentIntents.confirm(o.pi, { payment_method: 'pm_card_visa' });
     await stack.mock.idle(20000);
     const events = stack.mock.events().slice(from).map((e) => e.id);
-    await waitFor(
-      async () => Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1) AND status = 'queued'`, [events])).rows[0].n) === events.length,
-      'every event stored and queued',
-    );
+    const before = new Bull(WEBHOOK_QUEUE, redis.url, { prefix: stack.env.QUEUE_PREFIX });
+    try {
+      await waitFor(
+        async () =>
+          Number((await stack.db.query(`SELECT count(*) AS n FROM webhook_events WHERE id = ANY($1)`, [events])).rows[0].n) === events.length &&
+          (await eventsInJobs(before, ['waiting'])).filter((id) => events.includes(id)).length === events.length,
+        'every event stored and queued',
+      );
+    } finally {
+      await before.close();
+    }
 
     // No persistence: the restarted Redis holds no job at all.
     await redis.down();

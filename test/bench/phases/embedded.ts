@@ -127,16 +127,12 @@ function post(agent: http.Agent, url: string, body: string, signature: string): 
   });
 }
 
-/** Polls the admin API until no stored event is left received or queued. */
+/** Polls the admin API until no stored event is left unapplied (received). */
 async function waitUntilApplied(url: string, headers: Record<string, string>, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    let open = 0;
-    for (const status of ['received', 'queued']) {
-      const res = await fetch(`${url}/admin/webhook-events?status=${status}&limit=1`, { headers });
-      open += ((await res.json()) as { data: unknown[] }).data.length;
-    }
-    if (open === 0) return;
+    const res = await fetch(`${url}/admin/webhook-events?status=received&limit=1`, { headers });
+    if (((await res.json()) as { data: unknown[] }).data.length === 0) return;
     await sleep(50);
   }
   throw new Error(`events still unapplied after ${timeoutMs} ms`);

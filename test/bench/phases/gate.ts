@@ -90,7 +90,7 @@ export async function runGatePhase(options: {
     postEvents(settleUrl, new EventSource(`${runTag}${tag}`, secret, orders.from, orders.count, 0), { connections, durationS: seconds });
   const drained = async () => {
     const quiet = await waitFor(async () => {
-      const { rows } = await options.pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'queued')`);
+      const { rows } = await options.pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status = 'received'`);
       return Number(rows[0]?.n ?? 0) === 0;
     }, 180_000, 250);
     if (!quiet) throw new Error('the webhook backlog did not drain within 180 s');
