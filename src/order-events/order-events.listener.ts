@@ -47,7 +47,10 @@ export class OrderEventsListener implements OnModuleInit, OnModuleDestroy {
 
   private async connect(): Promise<void> {
     const client = new Client({ connectionString: this.config.databaseUrl, connectionTimeoutMillis: 5000 });
-    client.on('notification', (n) => this.emit(n.payload ?? ''));
+    // One notification may announce many events, a line each.
+    client.on('notification', (n) => {
+      for (const line of (n.payload ?? '').split('\n')) this.emit(line);
+    });
     client.on('error', (err) => this.retryLater(err));
     client.on('end', () => this.retryLater(new Error('connection ended')));
     this.client = client;

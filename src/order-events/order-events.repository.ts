@@ -6,6 +6,12 @@ import { ClaimedDelivery, DeliveryResult, DeliveryStatus, OrderEventBody } from 
 
 /** The channel every committed order event is announced on (NOTIFY is sent only at commit). */
 export const ORDER_EVENTS_CHANNEL = 'settle_order_events';
+/**
+ * Events announced by one notification, a line each (`<orderId> <sequence>`):
+ * one per statement rather than one per event, and within PostgreSQL's
+ * 8,000-byte payload limit (a line is at most 36 + 1 + 10 bytes).
+ */
+const NOTIFY_LINES = 150;
 
 /**
  * Writes the outgoing events of a batch of transitions in one statement, after
@@ -14,7 +20,8 @@ export const ORDER_EVENTS_CHANNEL = 'settle_order_events';
  * (`views`, from OrderRepository): no round trip to read the rows back. The
  * writer holds every order's row lock, so max(sequence) cannot move under us.
  * The deliveries (one per endpoint) and the NOTIFY that wakes senders and live
- * streams go in the same statement; NOTIFY is delivered only if it commits.
+ * streams go in the same statement (one notification for up to NOTIFY_LINES
+ * events); NOTIFY is delivered only if it commits.
  */
 const insertEvents = (views: (batch: string) => string) => `WITH t AS (
     SELECT s.order_id, s.to_status, s.at, s.id, s.n,
@@ -34,7 +41,8 @@ const insertEvents = (views: (batch: string) => string) => `WITH t AS (
     INSERT INTO order_event_deliveries (event_id, endpoint, order_id, sequence, status, next_attempt_at, retry_from)
     SELECT ev.id, e.endpoint, ev.order_id, ev.sequence, 'pending', ev.created_at, ev.created_at FROM ev CROSS JOIN unnest($5::text[]) AS e(endpoint)
   )
-  SELECT pg_notify('${ORDER_EVENTS_CHANNEL}', ev.order_id || ' ' || ev.sequence) FROM ev`;
+  SELECT pg_notify('${ORDER_EVENTS_CHANNEL}', string_agg(c.line, E'\n'))
+  FROM (SELECT ev.order_id || ' ' || ev.sequence AS line, (row_number() OVER () - 1) / ${NOTIFY_LINES} AS chunk FROM ev) c GROUP BY c.chunk`;
 
 /**
  * Leases the due deliveries that head their (order, endpoint) line: pending,
