@@ -7,10 +7,19 @@ import { OrderEventsOutbox1764500000000 } from './migrations/1764500000000-order
 import { ManualCapture1764600000000 } from './migrations/1764600000000-manual-capture';
 import { CheckoutSessions1764700000000 } from './migrations/1764700000000-checkout-sessions';
 import { DisputeOutcomes1764800000000 } from './migrations/1764800000000-dispute-outcomes';
+import { InFlightPaymentsIndex1764900000000 } from './migrations/1764900000000-in-flight-payments-index';
 import { InboxBatchJobs1764950000000 } from './migrations/1764950000000-inbox-batch-jobs';
 import { Database, planPools } from './database';
 
-export const MIGRATIONS = [InitialSchema1763870000000, OrderEventsOutbox1764500000000, ManualCapture1764600000000, CheckoutSessions1764700000000, DisputeOutcomes1764800000000, InboxBatchJobs1764950000000];
+export const MIGRATIONS = [
+  InitialSchema1763870000000,
+  OrderEventsOutbox1764500000000,
+  ManualCapture1764600000000,
+  CheckoutSessions1764700000000,
+  DisputeOutcomes1764800000000,
+  InFlightPaymentsIndex1764900000000,
+  InboxBatchJobs1764950000000,
+];
 
 /**
  * PostgreSQL: TypeORM opens the pool and runs the migrations (the schema comes

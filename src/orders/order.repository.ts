@@ -48,11 +48,14 @@ export interface OrderWithPayment {
 }
 
 /**
- * PaymentIntent statuses that can still change on their own, and an open
- * Checkout Session's (`open`): the reconciler's stale scan. Keep in step with the predicate of the partial index
- * payments_open_checked_idx (a service-tier test compares the two).
+ * Payment statuses that change without the customer acting: a bank debit
+ * settling, an authorization that can be captured elsewhere or lapse. The
+ * reconciler's stale scan polls only these; a payment waiting on the customer
+ * changes only by an event (which the Events API lists) or leaves the open set
+ * by the unpaid-order expiry. Keep in step with the predicate of the partial
+ * index payments_in_flight_checked_idx (a service-tier test compares the two).
  */
-export const OPEN_INTENT_STATUSES = ['requires_payment_method', 'requires_confirmation', 'requires_action', 'processing', 'requires_capture', 'open'];
+export const IN_FLIGHT_PAYMENT_STATUSES = ['processing', 'requires_capture'];
 
 interface OrderRow {
   id: string;
@@ -514,13 +517,13 @@ export class OrderRepository {
 
   // --- the reconciler's stale scan
 
-  /** Open payments nobody (an event or the reconciler) confirmed for `staleAfterMs`, oldest first. */
+  /** Payments last reported in flight that nobody (an event or the reconciler) confirmed for `staleAfterMs`, oldest first. */
   async findStalePaymentIds(staleAfterMs: number, limit: number): Promise<string[]> {
     const rows = await this.db.query<{ id: string }>(
       `SELECT id FROM payments
         WHERE status = ANY($1) AND checked_at < now() - make_interval(secs => $2::double precision / 1000)
         ORDER BY checked_at LIMIT $3`,
-      [OPEN_INTENT_STATUSES, staleAfterMs, limit],
+      [IN_FLIGHT_PAYMENT_STATUSES, staleAfterMs, limit],
     );
     return rows.map((r) => r.id);
   }

@@ -13,7 +13,7 @@ import { WebhookInbox } from '../webhooks/webhook-inbox.service';
 import { ReconcilerStateRepository } from './reconciler-state.repository';
 
 const STATE_NAME = 'events';
-/** PaymentIntents retrieved per pass at most: a large backlog of stale payments is worked off over several passes. */
+/** Payments retrieved per pass at most: a large backlog of stale in-flight payments is worked off over several passes. */
 const MAX_STALE_PER_PASS = 25;
 
 /** How much of the Events API one pass reads. */
@@ -41,10 +41,16 @@ export interface ReconcileReport {
  * asked:
  * 1. Pages the PSP's Events API from the persisted cursor and stores unseen
  *    events in the inbox (one INSERT a page), to be applied by the processor.
- * 2. Retrieves PaymentIntents of open payments nobody has confirmed for
- *    RECONCILE_STALE_AFTER_MS, then applies each in a short transaction of its own.
- * 3. Expires orders unpaid for ORDER_PAYMENT_TIMEOUT_MINUTES (OrdersService.expireUnpaid).
- * A pass with nothing new costs one Events API call, however many orders are open.
+ * 2. Retrieves the PaymentIntents of payments the PSP last reported in flight
+ *    (`processing`, `requires_capture`: they change without the customer) that
+ *    nobody has confirmed for RECONCILE_STALE_AFTER_MS, then applies each in a
+ *    short transaction of its own. A payment waiting on the customer is not
+ *    polled: whatever the customer does makes an event that step 1 lists.
+ * 3. Expires orders unpaid for ORDER_PAYMENT_TIMEOUT_MINUTES (OrdersService.expireUnpaid):
+ *    that takes abandoned payments out of the open set (a payment that won the
+ *    race is applied as paid).
+ * A pass with nothing new and nothing in flight costs one Events API call,
+ * however many orders are open and however long ago they were touched.
  */
 @Injectable()
 export class ReconcilerService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -162,7 +168,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
     }
   }
 
-  /** Open payments nobody confirmed for a while: ask the PSP (no lock held), then apply each answer in its own transaction. */
+  /** In-flight payments nobody confirmed for a while: ask the PSP (no lock held), then apply each answer in its own transaction. */
   private async checkStalePayments(report: ReconcileReport): Promise<void> {
     const stale = await this.orders.findStalePaymentIds(this.config.reconcileStaleAfterMs, MAX_STALE_PER_PASS);
     for (const id of stale) {
@@ -170,7 +176,7 @@ export class ReconcilerService implements OnApplicationBootstrap, OnApplicationS
       try {
         report.pspCalls++;
         this.metrics.reconcilerPspCalls.inc();
-        // A payment still keyed by its Checkout Session has no PaymentIntent yet: the session says where it is.
+        // A payment still keyed by its Checkout Session (no event named its PaymentIntent yet): the session says where it is.
         retrieved = id.startsWith('cs_') ? { session: await this.psp.retrieveCheckoutSession(id) } : { intent: await this.psp.retrievePaymentIntent(id) };
       } catch (err) {
         // One PaymentIntent the PSP will not show must not stop the others; the pass is still reported failed.

@@ -602,7 +602,16 @@ function report(r: Results, runTag: string): void {
           ['  order event commit→receiver p50 / p99', flood?.orderEvents ? `${ms(flood.orderEvents.age.p50)} / ${ms(flood.orderEvents.age.p99)}` : '–', '', '', '', ''],
         ] as Row[])
       : []),
-    [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(targets.reconcile)],
+    [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open, ${fmt(rec?.staleOpenOrders)} stale`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(targets.reconcile)],
+    [
+      `Reconcile, ${fmt(rec?.inFlight?.count)} in flight: until all retrieved`,
+      rec?.inFlight ? `${rec.inFlight.passes} passes, ${fmt(rec.inFlight.pspCalls)} calls, ${ms(rec.inFlight.allCheckedMs)}` : '–',
+      '',
+      '',
+      '',
+      '',
+    ],
+    [`  at RECONCILE_INTERVAL_MS ${fmt(rec?.inFlight?.intervalMs)}`, rec?.inFlight ? `${fmt(rec.inFlight.atIntervalMs / 60_000, 1)} min` : '–', '', '', '', ''],
     [
       `Reconcile, ${fmt(rec?.missed?.count ?? cfg.missed)} missed`,
       rec?.missed ? `${rec.missed.pspCalls} calls, pass ${ms(rec.missed.passMs)}, all paid ${ms(rec.missed.allPaidMs)}` : '–',

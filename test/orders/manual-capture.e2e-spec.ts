@@ -401,7 +401,7 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
   let stack: TestStack;
 
   beforeAll(async () => {
-    // RECONCILE_STALE_AFTER_MS 0: every open payment is retrieved on every pass, so one that stayed open would show.
+    // RECONCILE_STALE_AFTER_MS 0: every payment in flight (the authorized one below) is retrieved on every pass; one waiting on the customer never is.
     stack = await startTestStack({ env: { ORDER_PAYMENT_TIMEOUT_MINUTES: '0.05', RECONCILE_INTERVAL_MS: '500', RECONCILE_STALE_AFTER_MS: '0' } });
   });
   afterAll(async () => {
@@ -433,7 +433,7 @@ describe('unpaid-order expiry (ORDER_PAYMENT_TIMEOUT_MINUTES 0.05 = 3 s, a recon
       expect(intent).toMatchObject({ status: 'canceled', cancellation_reason: 'abandoned' });
     }
 
-    // Passes that began before the expiry may still have retrieved them; the ones after must not.
+    // Passes that began before the expiry may still have asked the PSP about them (the sweep's cancel); the ones after must not.
     await morePasses(stack, 2);
     stack.mock.resetStats();
     await morePasses(stack, 3);

@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { orderBody, startTestStack, TestStack } from '../support/test-app';
 import { FLOWS, captureMethodFor, historyProblems, pspTruth, runFlow } from '../support/psp-flows';
 import { waitFor } from '../support/wait';
+import { createOrder, getOrder, settled } from '../support/order-api';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 
 async function connect(url: string): Promise<Client> {
@@ -86,40 +87,85 @@ describe('Reconciler: a lossy, duplicating, reordering PSP still leaves every or
   });
 });
 
-describe('Reconciler: stale payments are checked with the PSP, a bounded number per pass', () => {
+describe('Reconciler: stale payments in flight are checked with the PSP; payments waiting on the customer are not', () => {
   let stack: TestStack;
 
   beforeAll(async () => {
-    // Nothing is delivered and every payment is stale at once.
-    stack = await startTestStack({ forwardWebhooks: false, env: { RECONCILE_STALE_AFTER_MS: '0' } });
+    // Every payment is stale at once; webhooks are delivered until the test turns them off.
+    stack = await startTestStack({ env: { RECONCILE_STALE_AFTER_MS: '0' } });
   });
   afterAll(async () => {
     await stack?.stop();
   });
 
-  it('retrieves open payments, applies what the PSP says, and records the change with its own inbox row', async () => {
-    const paid = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
-    const open = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body;
-    await stack.stripe.paymentIntents.confirm(paid.payment.id, { payment_method: 'pm_card_visa' });
-    // Events older than the cursor: the Events API will not bring them again, only the stale check can.
-    await stack.db.query(`INSERT INTO reconciler_state (name, events_cursor_created) VALUES ('events', $1)`, [Math.floor(Date.now() / 1000) + 60]);
-    const before = await stack.db.query(`SELECT id, checked_at FROM payments WHERE id = $1`, [open.payment.id]);
+  const checkedAt = async (ids: string[]) =>
+    (await stack.db.query(`SELECT id, checked_at FROM payments WHERE id = ANY($1) ORDER BY id`, [ids])).rows.map((r) => ({ id: r.id, at: r.checked_at.getTime() }));
+
+  it('retrieves a processing and an authorized payment whose news never came and applies each with its own record; leaves payments waiting on the customer alone', async () => {
+    const webhooks = `${stack.url}/webhooks/stripe`;
+    // Waiting on the customer: a fresh order (requires_payment_method) and one stopped at 3-D Secure (requires_action).
+    const waiting = await createOrder(stack);
+    const action = await createOrder(stack);
+    await stack.stripe.paymentIntents.confirm(action.payment.id, { payment_method: 'pm_card_authenticationRequired' });
+    // In flight: an authorization (requires_capture), which changes without the customer.
+    const held = await createOrder(stack, { captureMethod: 'manual' });
+    await stack.stripe.paymentIntents.confirm(held.payment.id, { payment_method: 'pm_card_visa' });
+    await settled(stack);
+    expect((await getOrder(stack, action.id)).payment.status).toBe('requires_action');
+    expect(await getOrder(stack, held.id)).toMatchObject({ status: 'authorized', payment: { status: 'requires_capture' } });
+
+    // From here the PSP delivers nothing but the one event redelivered below.
+    stack.mock.setForwardTo(undefined);
+    // In flight: a bank debit, processing now and settled shortly after at the PSP. Settle hears only that it is processing.
+    const debit = await createOrder(stack);
+    const sepa = await stack.stripe.paymentMethods.create({ type: 'sepa_debit', sepa_debit: { iban: 'DE89370400440532013000' }, billing_details: { name: 'Ada', email: 'ada@example.com' } });
+    expect((await stack.stripe.paymentIntents.confirm(debit.payment.id, { payment_method: sepa.id })).status).toBe('processing');
+    await stack.mock.idle();
+    expect((await stack.stripe.paymentIntents.retrieve(debit.payment.id)).status).toBe('succeeded');
+    const processing = stack.mock.events().find((e) => e.type === 'payment_intent.processing' && (e.data.object as { id: string }).id === debit.payment.id);
+    stack.mock.setForwardTo(webhooks);
+    stack.mock.redeliver(processing!.id);
+    await stack.mock.idle();
+    stack.mock.setForwardTo(undefined);
+    await waitFor(async () => (await getOrder(stack, debit.id)).status === 'processing', 'the debit processing', 10000);
+    // The authorization is captured at the PSP (as from the Dashboard): nobody tells Settle either.
+    await stack.stripe.paymentIntents.capture(held.payment.id);
+    await settled(stack);
+
+    // Their events are older than the cursor: the Events API will not bring them again, only the stale check can.
+    await stack.db.query(
+      `INSERT INTO reconciler_state (name, events_cursor_created) VALUES ('events', $1) ON CONFLICT (name) DO UPDATE SET events_cursor_created = EXCLUDED.events_cursor_created`,
+      [Math.floor(Date.now() / 1000) + 60],
+    );
+    const untouched = [waiting.payment.id, action.payment.id];
+    const before = await checkedAt(untouched);
 
     stack.mock.resetStats();
-    const pass = await stack.app.get(ReconcilerService).runOnce();
-    expect(pass).toMatchObject({ result: 'ok', stalePaymentsChecked: 2, paymentsFixed: 1, missedEvents: 0 });
+    const reconciler = stack.app.get(ReconcilerService);
+    const pass = await reconciler.runOnce();
+    expect(pass).toMatchObject({ result: 'ok', missedEvents: 0, stalePaymentsChecked: 2, paymentsFixed: 2, pspCalls: 3 });
     expect(retrieveCalls(stack.mock.stats())).toBe(2);
-    const view = (await request(stack.url).get(`/orders/${paid.id}`).expect(200)).body;
-    expect(view.status).toBe('paid');
-    expect(view.history).toEqual([expect.objectContaining({ from: 'pending_payment', to: 'paid', eventId: expect.stringMatching(/^rec_/) })]);
-    const record = (await stack.db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [view.history[0].eventId])).rows[0];
-    expect(record).toEqual({ source: 'reconciler', status: 'processed' });
-    const after = await stack.db.query(`SELECT checked_at FROM payments WHERE id = $1`, [open.payment.id]);
-    expect(after.rows[0].checked_at.getTime()).toBeGreaterThan(before.rows[0].checked_at.getTime());
-    // The paid payment is no longer open, so the next pass leaves it alone.
+    for (const [order, from] of [[debit, 'processing'], [held, 'authorized']] as const) {
+      const view = await getOrder(stack, order.id);
+      expect({ id: order.id, status: view.status, last: view.history.at(-1) }).toEqual({
+        id: order.id,
+        status: 'paid',
+        last: expect.objectContaining({ from, to: 'paid', eventId: expect.stringMatching(/^rec_/) }),
+      });
+      const record = (await stack.db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [view.history.at(-1)!.eventId])).rows[0];
+      expect(record).toEqual({ source: 'reconciler', status: 'processed' });
+    }
+    // Neither payment waiting on the customer was asked about or touched, stale as they are.
+    expect(await checkedAt(untouched)).toEqual(before);
+    expect((await getOrder(stack, waiting.id)).status).toBe('pending_payment');
+    expect((await getOrder(stack, action.id)).status).toBe('requires_action');
+
+    // Nothing is in flight any more: a pass is the Events API call alone.
     stack.mock.resetStats();
-    expect((await stack.app.get(ReconcilerService).runOnce()).stalePaymentsChecked).toBe(1);
-  });
+    expect(await reconciler.runOnce()).toMatchObject({ result: 'ok', stalePaymentsChecked: 0, pspCalls: 1 });
+    expect(retrieveCalls(stack.mock.stats())).toBe(0);
+    expect(await checkedAt(untouched)).toEqual(before);
+  }, 60000);
 });
 
 describe('Reconciler: failures are recorded, not swallowed', () => {

@@ -1,7 +1,7 @@
 import type Stripe from 'stripe';
 import { DomainError, ErrorCode } from '../../src/common/errors/domain-error';
 import { Metrics } from '../../src/metrics/metrics';
-import { OPEN_INTENT_STATUSES } from '../../src/orders/order.repository';
+import { IN_FLIGHT_PAYMENT_STATUSES } from '../../src/orders/order.repository';
 import { EXPIRABLE_STATUSES } from '../../src/orders/order-status';
 import { OrdersService } from '../../src/orders/orders.service';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
@@ -109,20 +109,30 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     expect(await history(o.orderId)).toHaveLength(1);
   });
 
-  it('reconciles a stale payment: retrieves it with no transaction open, then applies it in its own', async () => {
+  it('reconciles a stale payment in flight (retrieved with no transaction open, applied in its own) and leaves one waiting on the customer alone', async () => {
     const o = await newOrder();
-    await tier.db.query(`UPDATE payments SET checked_at = now() - interval '1 hour' WHERE id = $1`, [o.intentId]);
+    const waiting = await newOrder();
+    // Settle last saw it processing (a bank debit); the settlement's event never came.
+    const processing = await storeIntentEvent(o, 'payment_intent.processing', 'processing', Math.floor(Date.now() / 1000) - 3600);
+    expect((await applier.applyEvents([processing])).get(processing)).toBe('applied');
+    await tier.db.query(`UPDATE payments SET checked_at = now() - interval '1 hour' WHERE id = ANY($1)`, [[o.intentId, waiting.intentId]]);
     tier.psp.setIntent(o.intentId, { status: 'succeeded' });
+    // What the PSP would answer for the waiting one, were it asked: it must not be.
+    tier.psp.setIntent(waiting.intentId, { status: 'succeeded' });
     const seenOpen: number[] = [];
     tier.psp.onCall = async () => void seenOpen.push(await openTransactions(tier.db));
     const pass = await tier.app.get(ReconcilerService).runOnce();
-    expect(pass).toMatchObject({ result: 'ok', paymentsFixed: 1 });
+    expect(pass).toMatchObject({ result: 'ok', stalePaymentsChecked: 1, paymentsFixed: 1 });
     expect(tier.psp.calls).toEqual(['list_events', 'retrieve_payment_intent']);
     expect(seenOpen).toEqual([0, 0]);
     expect(await statusOf(o.orderId)).toBe('paid');
-    const [entry] = await history(o.orderId);
-    expect(entry).toEqual({ from_status: 'pending_payment', to_status: 'paid', event_id: expect.stringMatching(/^rec_/) });
-    const record = (await tier.db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [entry.event_id])).rows[0];
+    expect(await statusOf(waiting.orderId)).toBe('pending_payment');
+    const entries = await history(o.orderId);
+    expect(entries).toEqual([
+      { from_status: 'pending_payment', to_status: 'processing', event_id: processing },
+      { from_status: 'processing', to_status: 'paid', event_id: expect.stringMatching(/^rec_/) },
+    ]);
+    const record = (await tier.db.query(`SELECT source, status FROM webhook_events WHERE id = $1`, [entries[1].event_id])).rows[0];
     expect(record).toEqual({ source: 'reconciler', status: 'processed' });
   });
 
@@ -160,10 +170,10 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     expect(await count('orders')).toBe(ordersBefore + 1);
   });
 
-  it('scans the same open statuses as the partial index payments_open_checked_idx covers', async () => {
-    const { rows } = await tier.db.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'payments_open_checked_idx'`);
+  it('scans the same in-flight statuses as the partial index payments_in_flight_checked_idx covers', async () => {
+    const { rows } = await tier.db.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'payments_in_flight_checked_idx'`);
     const indexed = [...String(rows[0].indexdef).matchAll(/'(\w+)'::text/g)].map((m) => m[1]);
-    expect(indexed.sort()).toEqual([...OPEN_INTENT_STATUSES].sort());
+    expect(indexed.sort()).toEqual([...IN_FLIGHT_PAYMENT_STATUSES].sort());
   });
 
   it('expires the same unpaid statuses as the partial index orders_unpaid_created_idx covers', async () => {
@@ -243,8 +253,8 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
 
   describe('hosted checkout (Checkout Sessions)', () => {
     const checkout = { successUrl: 'http://shop.test/done?session={CHECKOUT_SESSION_ID}', cancelUrl: 'http://shop.test/cart' };
-    const newCheckoutOrder = async () => {
-      const { order } = await orders.create({ currency: 'usd', items: [{ sku: 'A', name: 'A', unitAmount: 1000, quantity: 1 }], customerEmail: 'a@example.com', checkout });
+    const newCheckoutOrder = async (captureMethod: 'automatic' | 'manual' = 'automatic') => {
+      const { order } = await orders.create({ currency: 'usd', items: [{ sku: 'A', name: 'A', unitAmount: 1000, quantity: 1 }], customerEmail: 'a@example.com', checkout, captureMethod });
       tier.psp.calls.length = 0;
       return order;
     };
@@ -308,15 +318,23 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
       expect((await orders.get(bySweep.id)).status).toBe('expired');
     });
 
-    it('reconciles an open session whose events were lost: the session is retrieved and its PaymentIntent applied', async () => {
-      const order = await newCheckoutOrder();
-      const sessionId = order.payment!.checkoutSessionId!;
-      tier.psp.setIntent('pi_fake_from_session_4', { status: 'succeeded', amount: 1000, currency: 'usd', amount_received: 1000, metadata: { order_id: order.id } });
-      Object.assign(tier.psp.sessions.get(sessionId)!, { status: 'complete', payment_status: 'paid', payment_intent: tier.psp.intents.get('pi_fake_from_session_4') });
-      await tier.db.query(`UPDATE payments SET checked_at = now() - interval '1 hour' WHERE checkout_session_id = $1`, [sessionId]);
+    it('leaves an open session to its events; one still keyed by its session but in flight is retrieved and its PaymentIntent applied', async () => {
+      const open = await newCheckoutOrder();
+      const held = await newCheckoutOrder('manual');
+      // A completion that named no PaymentIntent: authorized, the payment still keyed by the session.
+      await applier.applyEvents([await storeSessionEvent(held, 'checkout.session.completed', { status: 'complete', payment_status: 'paid', payment_intent: null }, Math.floor(Date.now() / 1000))]);
+      expect(await orders.get(held.id)).toMatchObject({ status: 'authorized', payment: { id: null, status: 'requires_capture' } });
+      const sessionIds = [open.payment!.checkoutSessionId!, held.payment!.checkoutSessionId!];
+      await tier.db.query(`UPDATE payments SET checked_at = now() - interval '1 hour' WHERE checkout_session_id = ANY($1)`, [sessionIds]);
+      // Both were paid at the PSP and no event came: the open one's customer acted, so its events are for the listing to find.
+      tier.psp.setIntent('pi_fake_from_session_4', { status: 'succeeded', amount: 1000, currency: 'usd', amount_received: 1000, metadata: { order_id: open.id } });
+      Object.assign(tier.psp.sessions.get(sessionIds[0]!)!, { status: 'complete', payment_status: 'paid', payment_intent: tier.psp.intents.get('pi_fake_from_session_4') });
+      tier.psp.setIntent('pi_fake_from_session_5', { status: 'succeeded', amount: 1000, currency: 'usd', amount_received: 1000, amount_capturable: 0, metadata: { order_id: held.id } });
+      Object.assign(tier.psp.sessions.get(sessionIds[1]!)!, { payment_intent: tier.psp.intents.get('pi_fake_from_session_5') });
       await tier.app.get(ReconcilerService).runOnce();
-      expect(tier.psp.calls).toContain('retrieve_checkout_session');
-      expect(await orders.get(order.id)).toMatchObject({ status: 'paid', payment: { id: 'pi_fake_from_session_4' } });
+      expect(tier.psp.calls).toEqual(['list_events', 'retrieve_checkout_session']);
+      expect(await orders.get(held.id)).toMatchObject({ status: 'paid', payment: { id: 'pi_fake_from_session_5' } });
+      expect(await orders.get(open.id)).toMatchObject({ status: 'pending_payment', payment: { id: null, status: 'open' } });
     });
   });
 

@@ -20,22 +20,25 @@ const OPEN_INTENT_STATUS = 'requires_payment_method';
 /**
  * Inserts orders [from, from+count) with their payments in two set-based
  * statements: order n is md5('bench-n')::uuid with PaymentIntent pi_bench_n,
- * awaiting payment, checked by the PSP just now.
+ * awaiting payment, created and last checked with the PSP `ageMs` ago (by
+ * default just now).
  */
-export async function seedOrders(pool: Pool, from: number, count: number): Promise<void> {
+export async function seedOrders(pool: Pool, from: number, count: number, ageMs = 0): Promise<void> {
   const to = from + count - 1;
   const items = JSON.stringify([{ sku: 'BENCH-1', name: 'Bench item', unitAmount: BENCH_AMOUNT, quantity: 1 }]);
+  // $6 in both statements: ageMs.
+  const at = `now() - make_interval(secs => $6::double precision / 1000)`;
   await pool.query(
     `INSERT INTO orders (id, status, amount, currency, items, customer_email, amount_refunded, created_at, updated_at)
-     SELECT md5('bench-' || n)::uuid, 'pending_payment', $3, $4, $5::jsonb, 'bench-' || n || '@example.com', 0, now(), now()
+     SELECT md5('bench-' || n)::uuid, 'pending_payment', $3, $4, $5::jsonb, 'bench-' || n || '@example.com', 0, ${at}, ${at}
        FROM generate_series($1::int, $2::int) AS n`,
-    [from, to, BENCH_AMOUNT, BENCH_CURRENCY, items],
+    [from, to, BENCH_AMOUNT, BENCH_CURRENCY, items, ageMs],
   );
   await pool.query(
     `INSERT INTO payments (id, order_id, status, amount, amount_received, currency, client_secret, last_event_created, created_at, checked_at)
-     SELECT 'pi_bench_' || n, md5('bench-' || n)::uuid, $3, $4, 0, $5, 'pi_bench_' || n || '_secret_bench', 0, now(), now()
+     SELECT 'pi_bench_' || n, md5('bench-' || n)::uuid, $3, $4, 0, $5, 'pi_bench_' || n || '_secret_bench', 0, ${at}, ${at}
        FROM generate_series($1::int, $2::int) AS n`,
-    [from, to, OPEN_INTENT_STATUS, BENCH_AMOUNT, BENCH_CURRENCY],
+    [from, to, OPEN_INTENT_STATUS, BENCH_AMOUNT, BENCH_CURRENCY, ageMs],
   );
   await pool.query('ANALYZE orders; ANALYZE payments');
 }
