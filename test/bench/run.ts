@@ -76,7 +76,7 @@ interface IngestTarget extends ClosedLoopResult {
 }
 
 interface Results {
-  ingest: { floor?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleAll?: IngestTarget; settleBacklogDrainS?: number; error?: string };
+  ingest: { floor?: IngestTarget; floorBatched?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleAll?: IngestTarget; settleBacklogDrainS?: number; error?: string };
   settle: {
     paced?: { offered: number; sent: number; ok: number; errors: number; ack: Distribution; settle: Distribution; unsettled: number; maxInFlight: number };
     flood?: {
@@ -316,7 +316,7 @@ async function runIngest(
 ): Promise<void> {
   const redisUrl = testRedisUrl();
   const floorKey = `settle-bench-${runTag}:floor`;
-  const baseline = async (name: 'floor' | 'naive', script: string, extraEnv: Record<string, string>) => {
+  const baseline = async (name: 'floor' | 'floorBatched' | 'naive', label: string, script: string, extraEnv: Record<string, string>) => {
     const db = await createTestDatabase();
     try {
       await applySettleSchema(db.url);
@@ -332,7 +332,7 @@ async function runIngest(
         ...extraEnv,
       });
       try {
-        results.ingest[name] = await ingestAgainst(`ingest ${name}`, server.url, secret, `${runTag}${name}`, orders, server.pid);
+        results.ingest[name] = await ingestAgainst(`ingest ${label}`, server.url, secret, `${runTag}${name}`, orders, server.pid);
       } finally {
         await server.stop();
       }
@@ -340,9 +340,12 @@ async function runIngest(
       await db.drop();
     }
   };
-  await baseline('floor', 'floor.js', { QUEUE_KEY: floorKey });
-  await new Redis(redisUrl).del(floorKey).catch(() => undefined);
-  await baseline('naive', 'naive.js', {});
+  await baseline('floor', 'raw floor', 'floor.js', { QUEUE_KEY: floorKey });
+  await baseline('floorBatched', 'batched floor (group commit)', 'floor-batched.js', { QUEUE_KEY: `${floorKey}-batched` });
+  const redis = new Redis(redisUrl);
+  await redis.del(floorKey, `${floorKey}-batched`).catch(() => undefined);
+  redis.disconnect();
+  await baseline('naive', 'naive', 'naive.js', {});
   // Compared with the floor: an APP_ROLE=api process, the receive path as deployed. The floor applies
   // nothing, so neither does anything else meanwhile: the queue is paused (jobs still go in) and the main
   // process's worker applies them afterwards.
@@ -559,12 +562,13 @@ async function cleanRedis(prefix: string): Promise<void> {
   }
 }
 
-type Row = [string, string, string, string, string, string];
+type Row = [string, string, string, string, string, string, string];
 
 function report(r: Results, runTag: string): void {
-  const { floor, naive, settle, settleAll } = r.ingest;
+  const { floor, floorBatched, naive, settle, settleAll } = r.ingest;
   const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'MET' : 'MISSED');
   const x = (v: number) => (Number.isFinite(v) ? `${fmt(v, 2)}x` : '–');
+  const over = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? ratio(a, b) : NaN);
   const ingestRatio = settle && floor ? ratio(settle.rate, floor.rate) : NaN;
   const p99Ratio = settle && floor ? ratio(settle.p99, floor.p99) : NaN;
   const paced = r.settle.paced;
@@ -585,27 +589,28 @@ function report(r: Results, runTag: string): void {
   };
 
   const rows: Row[] = [
-    ['Ingest events/s (50 conn, APP_ROLE=api)', fmt(settle?.rate), fmt(floor?.rate), fmt(naive?.rate), `>= ${TARGETS.ingestVsFloor}x floor`, verdict(targets.ingest)],
-    ['  Settle/floor, Settle/naive', x(ingestRatio), '', settle && naive ? x(ratio(settle.rate, naive.rate)) : '–', '', ''],
-    ['Ack latency p50', ms(settle?.p50), ms(floor?.p50), ms(naive?.p50), '', ''],
-    ['Ack latency p99', ms(settle?.p99), ms(floor?.p99), ms(naive?.p99), `<= ${TARGETS.ackP99VsFloor}x floor`, verdict(targets.ackP99)],
-    ['  Settle/floor p99', x(p99Ratio), '', '', '', ''],
-    ['Ingest errors (non-2xx)', fmt(settle?.errors), fmt(floor?.errors), fmt(naive?.errors), '0', ''],
-    [`Ingest events/s, one APP_ROLE=${cfg.appRole} process applying too`, fmt(settleAll?.rate), '', '', '', ''],
-    [`  its ack p50 / p99`, settleAll ? `${ms(settleAll.p50)} / ${ms(settleAll.p99)}` : '–', '', '', '', ''],
-    [`Ack→paid p50 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p50), '', '', '', ''],
-    [`Ack→paid p99 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p99), '', '', `<= ${TARGETS.settleP99Ms} ms`, verdict(targets.settleP99)],
-    [`Sustained settle (flood ${fmt(flood?.events ?? cfg.floodEvents)})${cfg.orderEvents ? ', order events posted' : ''}`, flood ? `${fmt(flood.rate)}/s` : '–', '', '', `>= ${fmt(TARGETS.settleRate)}/s`, verdict(targets.settleRate)],
+    ['Ingest events/s (50 conn, APP_ROLE=api)', fmt(settle?.rate), fmt(floor?.rate), fmt(floorBatched?.rate), fmt(naive?.rate), `>= ${TARGETS.ingestVsFloor}x floor`, verdict(targets.ingest)],
+    ['  Settle ÷ each', '', x(ingestRatio), x(over(settle?.rate, floorBatched?.rate)), x(over(settle?.rate, naive?.rate)), '', ''],
+    ['Ack latency p50', ms(settle?.p50), ms(floor?.p50), ms(floorBatched?.p50), ms(naive?.p50), '', ''],
+    ['Ack latency p99', ms(settle?.p99), ms(floor?.p99), ms(floorBatched?.p99), ms(naive?.p99), `<= ${TARGETS.ackP99VsFloor}x floor`, verdict(targets.ackP99)],
+    ['  Settle ÷ each', '', x(p99Ratio), x(over(settle?.p99, floorBatched?.p99)), x(over(settle?.p99, naive?.p99)), '', ''],
+    ['Ingest errors (non-2xx)', fmt(settle?.errors), fmt(floor?.errors), fmt(floorBatched?.errors), fmt(naive?.errors), '0', ''],
+    [`Ingest events/s, one APP_ROLE=${cfg.appRole} process applying too`, fmt(settleAll?.rate), '', '', '', '', ''],
+    [`  its ack p50 / p99`, settleAll ? `${ms(settleAll.p50)} / ${ms(settleAll.p99)}` : '–', '', '', '', '', ''],
+    [`Ack→paid p50 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p50), '', '', '', '', ''],
+    [`Ack→paid p99 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p99), '', '', '', `<= ${TARGETS.settleP99Ms} ms`, verdict(targets.settleP99)],
+    [`Sustained settle (flood ${fmt(flood?.events ?? cfg.floodEvents)})${cfg.orderEvents ? ', order events posted' : ''}`, flood ? `${fmt(flood.rate)}/s` : '–', '', '', '', `>= ${fmt(TARGETS.settleRate)}/s`, verdict(targets.settleRate)],
     ...(cfg.orderEvents
       ? ([
-          ['  order events delivered/s (flood)', flood?.orderEvents ? `${fmt(flood.orderEvents.rate)}/s` : '–', '', '', '', ''],
-          ['  order event commit→receiver p50 / p99', flood?.orderEvents ? `${ms(flood.orderEvents.age.p50)} / ${ms(flood.orderEvents.age.p99)}` : '–', '', '', '', ''],
+          ['  order events delivered/s (flood)', flood?.orderEvents ? `${fmt(flood.orderEvents.rate)}/s` : '–', '', '', '', '', ''],
+          ['  order event commit→receiver p50 / p99', flood?.orderEvents ? `${ms(flood.orderEvents.age.p50)} / ${ms(flood.orderEvents.age.p99)}` : '–', '', '', '', '', ''],
         ] as Row[])
       : []),
-    [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(targets.reconcile)],
+    [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(targets.reconcile)],
     [
       `Reconcile, ${fmt(rec?.missed?.count ?? cfg.missed)} missed`,
       rec?.missed ? `${rec.missed.pspCalls} calls, pass ${ms(rec.missed.passMs)}, all paid ${ms(rec.missed.allPaidMs)}` : '–',
+      '',
       '',
       '',
       '',
@@ -616,15 +621,16 @@ function report(r: Results, runTag: string): void {
       r.gate?.rounds ? `${fmt(r.gate.floodedRate)} / ${fmt(r.gate.aloneRate)} = ${x(r.gate.ratio)}, ${r.gate.floodedErrors} errors` : '–',
       '',
       '',
+      '',
       `>= ${TARGETS.gateFloodRatio}x`,
       verdict(targets.gateFlood),
     ],
-    [`Embedded PGlite (npm start): ingest, applying too`, emb?.ingestRate !== undefined ? `${fmt(emb.ingestRate)} ev/s, p99 ${ms(emb.ack.p99)}` : '–', '', '', '', ''],
-    [`Embedded PGlite: settle (flood ${fmt(emb?.events ?? cfg.embeddedEvents)})`, emb?.settleRate !== undefined ? `${fmt(emb.settleRate)}/s, peak RSS ${fmt(emb.peakRssMb)} MB` : '–', '', '', '', ''],
-    ['POST /orders', orders?.rate !== undefined ? `${fmt(orders.rate)}/s, p99 ${ms(orders.p99)}` : '–', '', '', '', ''],
-    ['Peak RSS (Settle process)', r.rss.peakMb !== undefined ? `${fmt(r.rss.peakMb)} MB` : '–', '', '', `<= ${TARGETS.rssMb} MB`, verdict(targets.rss)],
+    [`Embedded PGlite (npm start): ingest, applying too`, emb?.ingestRate !== undefined ? `${fmt(emb.ingestRate)} ev/s, p99 ${ms(emb.ack.p99)}` : '–', '', '', '', '', ''],
+    [`Embedded PGlite: settle (flood ${fmt(emb?.events ?? cfg.embeddedEvents)})`, emb?.settleRate !== undefined ? `${fmt(emb.settleRate)}/s, peak RSS ${fmt(emb.peakRssMb)} MB` : '–', '', '', '', '', ''],
+    ['POST /orders', orders?.rate !== undefined ? `${fmt(orders.rate)}/s, p99 ${ms(orders.p99)}` : '–', '', '', '', '', ''],
+    ['Peak RSS (Settle process)', r.rss.peakMb !== undefined ? `${fmt(r.rss.peakMb)} MB` : '–', '', '', '', `<= ${TARGETS.rssMb} MB`, verdict(targets.rss)],
   ];
-  const header: Row = ['Measure', 'Settle', 'Raw floor', 'Naive', 'Target', 'Status'];
+  const header: Row = ['Measure', 'Settle', 'Raw floor', 'Batched floor', 'Naive', 'Target', 'Status'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
   const render = (row: Row) => `| ${row.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
   console.log('');
