@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { execSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 import Stripe from 'stripe';
 import { MockPsp } from '../../src/mock-psp';
 import { createTestDatabase, testRedisUrl } from '../support/services';
-import { applySettleSchema, seedOrders } from './lib/db';
+import { applySettleSchema, inboxBacklog, seedOrders } from './lib/db';
 import { ClosedLoopResult, PaidWatcher, paceEvents, postEvents } from './lib/load';
 import { CpuMeter, CpuUse } from './lib/cpu';
 import { ServerProcess } from './lib/processes';
@@ -22,6 +22,7 @@ import { runOrdersPhase, OrdersResult } from './phases/orders';
 import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
 import { runGatePhase, GateResult } from './phases/gate';
 import { EmbeddedResult, runEmbeddedPhase } from './phases/embedded';
+import { MixedResult, runMixedPhase } from './phases/mixed';
 
 /**
  * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
@@ -47,7 +48,11 @@ const cfg = {
   /** Connections of the junk flood in the gate phase (from 127.0.0.2, beside the genuine sender's). */
   junkConnections: num('BENCH_JUNK_CONNECTIONS', 50),
   embeddedEvents: num('BENCH_EMBEDDED_EVENTS', 2_000),
-  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,gate,reconcile,orders,embedded').split(',').map((s) => s.trim()),
+  /** Orders of the mixed flood, each driven through one payment flow at the mock (several events each). */
+  mixedOrders: num('BENCH_MIXED_ORDERS', 1_000),
+  /** Seed of the mixed flood's duplicates and shuffle (in the results, to replay a run's delivery order). */
+  mixedSeed: num('BENCH_MIXED_SEED', randomInt(1, 2 ** 31)),
+  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,gate,reconcile,mixed,orders,embedded').split(',').map((s) => s.trim()),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
   /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
@@ -109,6 +114,7 @@ interface Results {
     error?: string;
   };
   reconcile?: ReconcileResult & { error?: string };
+  mixed?: MixedResult & { error?: string };
   orders?: OrdersResult & { error?: string };
   gate?: GateResult & { error?: string };
   embedded?: EmbeddedResult & { error?: string };
@@ -284,6 +290,26 @@ async function main(): Promise<string[]> {
     markRss('reconcile');
   }
 
+  // After the reconciler's phase: the events the mixed flood leaves at the mock would otherwise sit in
+  // the window the reconciler's idle passes list again, and cost them calls that are not theirs.
+  if (cfg.phases.includes('mixed')) {
+    try {
+      results.mixed = await runMixedPhase({
+        phase,
+        mock,
+        settleUrl: settle.url,
+        pool: settlePool,
+        secret,
+        orders: cfg.mixedOrders,
+        connections: cfg.connections,
+        seed: cfg.mixedSeed,
+      });
+    } catch (err) {
+      results.mixed = { error: (err as Error).message } as Results['mixed'];
+    }
+    markRss('mixed');
+  }
+
   if (cfg.phases.includes('orders')) {
     try {
       results.orders = await phase(
@@ -385,8 +411,8 @@ async function runIngest(
   await phase(
     'Settle: wait for the ingest backlog to be applied',
     async () => {
-      const drained = await waitFor(async () => (await backlog(settlePool)) === 0, 180_000, 250);
-      if (!drained) throw new Error(`backlog of ${await backlog(settlePool)} events after 180 s`);
+      const drained = await waitFor(async () => (await inboxBacklog(settlePool)) === 0, 180_000, 250);
+      if (!drained) throw new Error(`backlog of ${await inboxBacklog(settlePool)} events after 180 s`);
       return (performance.now() - began) / 1000;
     },
     (s) => `drained in ${fmt(s, 1)} s`,
@@ -409,11 +435,6 @@ async function startOrderEventReceiver(): Promise<OrderEventReceiver> {
 
 async function undeliveredOrderEvents(pool: Pool): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM order_event_deliveries WHERE status <> 'delivered'`);
-  return Number(rows[0]?.n ?? 0);
-}
-
-async function backlog(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'queued')`);
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -468,7 +489,7 @@ async function runSettle(
     },
     (r) => `ack p99 ${ms(r.ack.p99)}; ack→paid p50 ${ms(r.settle.p50)}, p99 ${ms(r.settle.p99)}; ${r.errors} errors, ${r.unsettled} never paid`,
   );
-  await waitFor(async () => (await backlog(pool)) === 0, 60_000, 100);
+  await waitFor(async () => (await inboxBacklog(pool)) === 0, 60_000, 100);
   // The flood's deliveries are measured alone: what earlier phases wrote goes out first.
   if (receiver) await waitFor(async () => (await undeliveredOrderEvents(pool)) === 0, 120_000, 100);
 
@@ -599,6 +620,7 @@ function report(r: Results, runTag: string): string[] {
   const paced = r.settle.paced;
   const flood = r.settle.flood;
   const rec = r.reconcile;
+  const mixed = r.mixed;
   const orders = r.orders;
   const emb = r.embedded;
   const noFloor = 'the floor is measured by the ingest phase';
@@ -633,6 +655,11 @@ function report(r: Results, runTag: string): string[] {
             noFloor,
           )
         : { ok: undefined, measured: '–' }),
+    },
+    mixedCorrect: {
+      target: 'Mixed flood correct: every order at the PSP-implied status, history once, refunds right, every event applied',
+      ok: mixed?.mismatches ? mixed.mismatches.orders === 0 && mixed.dead === 0 && mixed.missing === 0 : undefined,
+      measured: mixed?.mismatches ? `${mixed.mismatches.orders} of ${fmt(mixed.orders)} orders wrong, ${mixed.dead} events dead, ${mixed.missing} never stored` : '–',
     },
     reconcile: {
       target: `Reconcile idle pass <= ${TARGETS.reconcileCalls} PSP calls`,
@@ -680,6 +707,18 @@ function report(r: Results, runTag: string): string[] {
           ['  order event commit→receiver p50 / p99', flood?.orderEvents ? `${ms(flood.orderEvents.age.p50)} / ${ms(flood.orderEvents.age.p99)}` : '–', '', '', '', '', ''],
         ] as Row[])
       : []),
+    [
+      `Mixed flood (${fmt(mixed?.orders ?? cfg.mixedOrders)} orders${mixed?.deliveries ? `, ${fmt(mixed.deliveries)} deliveries` : ''}, 10 % twice, shuffled): ingest`,
+      mixed?.ingest ? `${fmt(mixed.ingest.rate)} ev/s, ${mixed.ingest.errors} errors` : '–',
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
+    ['  events applied/s (inbox)', mixed?.ingest ? `${fmt(mixed.settledRate)}/s (${fmt(mixed.applied)} in ${fmt(mixed.allAppliedS, 1)} s)` : '–', '', '', '', '', ''],
+    ['  time to final status p50 / p99', mixed?.ingest ? `${ms(mixed.toFinal.p50)} / ${ms(mixed.toFinal.p99)}, all after ${fmt(mixed.allFinalS, 1)} s` : '–', '', '', '', '', ''],
+    ['  orders right (status, history, refunds)', mixed?.mismatches ? `${fmt(mixed.orders - mixed.mismatches.orders)} of ${fmt(mixed.orders)}` : '–', '', '', '', 'all', verdict(checks.mixedCorrect)],
     [`Reconcile, nothing new, ${fmt(rec?.openOrders ?? cfg.openOrders)} open`, rec?.idle ? `${rec.idle.maxPspCalls} calls, ${ms(rec.idle.medianMs)}` : '–', '', '', '', `<= ${TARGETS.reconcileCalls} PSP calls`, verdict(checks.reconcile)],
     [
       `Reconcile, ${fmt(rec?.missed?.count ?? cfg.missed)} missed`,
@@ -716,6 +755,7 @@ function report(r: Results, runTag: string): string[] {
     [
       ['ingest', r.ingest.error],
       ['settle', r.settle.error],
+      ['mixed', r.mixed?.error],
       ['reconcile', r.reconcile?.error],
       ['orders', r.orders?.error],
       ['gate', r.gate?.error],
@@ -723,6 +763,7 @@ function report(r: Results, runTag: string): string[] {
     ] as Array<[string, string | undefined]>
   ).filter((e): e is [string, string] => Boolean(e[1]));
   for (const [name, error] of failedPhases) console.log(`\n${name} phase failed: ${error}`);
+  if (mixed?.mismatches?.examples.length) console.log(`\nMixed flood, orders not where the PSP says:\n  ${mixed.mismatches.examples.join('\n  ')}`);
 
   const all = Object.values(checks);
   const missed = all.filter((c) => c.ok === false);
