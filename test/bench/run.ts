@@ -249,6 +249,15 @@ async function main(): Promise<string[]> {
     markRss('ingest');
   }
 
+  if (cfg.phases.includes('settle') && !cfg.phases.includes('ingest')) {
+    // The flood's target is a ratio of the plain floor's ingest: without the ingest phase, the floor alone.
+    try {
+      await runBaseline(results, 'floor', "raw floor (the flood target's reference)", secret, runTag, ranges.ingest);
+    } catch (err) {
+      results.ingest.error = (err as Error).message;
+    }
+  }
+
   if (cfg.phases.includes('settle')) {
     try {
       await runSettle(results, settle, settlePool, secret, runTag, ranges, receiver);
@@ -358,38 +367,9 @@ async function runIngest(
   orders: { from: number; count: number },
   settleEnv: Record<string, string>,
 ): Promise<void> {
-  const redisUrl = testRedisUrl();
-  const floorKey = `settle-bench-${runTag}:floor`;
-  const baseline = async (name: 'floor' | 'floorBatched' | 'naive', label: string, script: string, extraEnv: Record<string, string>) => {
-    const db = await createTestDatabase();
-    try {
-      await applySettleSchema(db.url);
-      const pool = new Pool({ connectionString: db.url, max: 2 });
-      await seedOrders(pool, orders.from, orders.count);
-      await pool.end();
-      const server = await ServerProcess.start(name, join(__dirname, 'servers', script), {
-        DATABASE_URL: db.url,
-        REDIS_URL: redisUrl,
-        WEBHOOK_SECRET: secret,
-        POOL_SIZE: '20',
-        PORT: '0',
-        ...extraEnv,
-      });
-      try {
-        results.ingest[name] = await ingestAgainst(`ingest ${label}`, server.url, secret, `${runTag}${name}`, orders, server.pid);
-      } finally {
-        await server.stop();
-      }
-    } finally {
-      await db.drop();
-    }
-  };
-  await baseline('floor', 'raw floor', 'floor.js', { QUEUE_KEY: floorKey });
-  await baseline('floorBatched', 'batched floor (group commit)', 'floor-batched.js', { QUEUE_KEY: `${floorKey}-batched` });
-  const redis = new Redis(redisUrl);
-  await redis.del(floorKey, `${floorKey}-batched`).catch(() => undefined);
-  redis.disconnect();
-  await baseline('naive', 'naive', 'naive.js', {});
+  await runBaseline(results, 'floor', 'raw floor', secret, runTag, orders);
+  await runBaseline(results, 'floorBatched', 'batched floor (group commit)', secret, runTag, orders);
+  await runBaseline(results, 'naive', 'naive', secret, runTag, orders);
   // Compared with the floor: an APP_ROLE=api process, the receive path as deployed. The floor applies
   // nothing, so neither does anything else meanwhile: the queue is paused (jobs still go in) and the main
   // process's worker applies them afterwards.
@@ -417,6 +397,47 @@ async function runIngest(
     },
     (s) => `drained in ${fmt(s, 1)} s`,
   ).then((s) => (results.ingest.settleBacklogDrainS = s));
+}
+
+const BASELINE_SCRIPTS = { floor: 'floor.js', floorBatched: 'floor-batched.js', naive: 'naive.js' } as const;
+
+/** One baseline server in its own process on a database of its own with Settle's schema and the same seeded orders, under the ingest load. */
+async function runBaseline(
+  results: Results,
+  name: keyof typeof BASELINE_SCRIPTS,
+  label: string,
+  secret: string,
+  runTag: string,
+  orders: { from: number; count: number },
+): Promise<void> {
+  const redisUrl = testRedisUrl();
+  // Where a floor pushes its event ids (the naive baseline pushes none).
+  const queueKey = `settle-bench-${runTag}:${name}`;
+  const db = await createTestDatabase();
+  try {
+    await applySettleSchema(db.url);
+    const pool = new Pool({ connectionString: db.url, max: 2 });
+    await seedOrders(pool, orders.from, orders.count);
+    await pool.end();
+    const server = await ServerProcess.start(name, join(__dirname, 'servers', BASELINE_SCRIPTS[name]), {
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      WEBHOOK_SECRET: secret,
+      POOL_SIZE: '20',
+      PORT: '0',
+      QUEUE_KEY: queueKey,
+    });
+    try {
+      results.ingest[name] = await ingestAgainst(`ingest ${label}`, server.url, secret, `${runTag}${name}`, orders, server.pid);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await db.drop();
+    const redis = new Redis(redisUrl);
+    await redis.del(queueKey).catch(() => undefined);
+    redis.disconnect();
+  }
 }
 
 interface OrderEventReceiver {
