@@ -281,12 +281,7 @@ async function checkOrders(
     }
     if (problems.length > 0) {
       mismatches.orders++;
-      if (mismatches.examples.length < 5) {
-        // What it takes to replay it: the order's deliveries as sent, and what Settle made of them.
-        const sent = deliveries.filter((d) => d.orderId === order.orderId).map((d) => `${(JSON.parse(d.body) as { type: string }).type} ${d.id}`);
-        const made = entries.map((h) => `${h.from_status}->${h.to_status} (${h.event_id ?? 'no event'})`);
-        mismatches.examples.push(`${order.orderId} (${order.flow}, ${order.intentId}): ${problems.join('; ')}\n    sent: ${sent.join(', ')}\n    history: ${made.join(', ') || 'none'}`);
-      }
+      if (mismatches.examples.length < 5) mismatches.examples.push(await explain(pool, order, problems, deliveries, entries));
     }
     const final = entries.at(-1);
     if (final) {
@@ -305,6 +300,27 @@ async function checkOrders(
     unattributed,
     mismatches,
   };
+}
+
+/**
+ * What it takes to replay a wrong order: its deliveries in the order they
+ * were sent with what the inbox concluded of each, and the history Settle wrote.
+ */
+async function explain(
+  pool: Pool,
+  order: DrivenOrder,
+  problems: string[],
+  deliveries: SignedEvent[],
+  history: Array<{ from_status: string; to_status: string; event_id: string | null }>,
+): Promise<string> {
+  const sent = deliveries.filter((d) => d.orderId === order.orderId);
+  const { rows } = await pool.query<{ id: string; status: string; outcome: string | null }>(`SELECT id, status, outcome FROM webhook_events WHERE id = ANY($1)`, [
+    sent.map((d) => d.id),
+  ]);
+  const inbox = new Map(rows.map((r) => [r.id, `${r.status}${r.outcome ? `: ${r.outcome}` : ''}`]));
+  const lines = sent.map((d) => `${(JSON.parse(d.body) as { type: string }).type} ${d.id} (${inbox.get(d.id) ?? 'not stored'})`);
+  const made = history.map((h) => `${h.from_status}->${h.to_status} (${h.event_id ?? 'no event'})`);
+  return `${order.orderId} (${order.flow}, ${order.intentId}): ${problems.join('; ')}\n    sent: ${lines.join(', ')}\n    history: ${made.join(', ') || 'none'}`;
 }
 
 function append<K, V>(map: Map<K, V[]>, key: K, value: V): void {
