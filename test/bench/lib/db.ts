@@ -42,3 +42,9 @@ export async function seedOrders(pool: Pool, from: number, count: number, ageMs 
   );
   await pool.query('ANALYZE orders; ANALYZE payments');
 }
+
+/** Inbox rows stored but not applied yet (neither processed, ignored nor dead). */
+export async function inboxBacklog(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'queued')`);
+  return Number(rows[0]?.n ?? 0);
+}

@@ -28,7 +28,7 @@ function summarize(r: autocannon.Result, durationS = r.duration): ClosedLoopResu
  */
 export async function postEvents(
   baseUrl: string,
-  source: EventSource,
+  source: Pick<EventSource, 'take'>,
   options: { connections: number; durationS?: number; amount?: number; onSend?: (e: SignedEvent) => void },
 ): Promise<ClosedLoopResult> {
   // With `amount`, autocannon notices the end at its next 1 s sample, so its own duration is
