@@ -45,6 +45,6 @@ export async function seedOrders(pool: Pool, from: number, count: number, ageMs 
 
 /** Inbox rows stored but not applied yet (neither processed, ignored nor dead). */
 export async function inboxBacklog(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status IN ('received', 'queued')`);
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status = 'received'`);
   return Number(rows[0]?.n ?? 0);
 }
