@@ -90,20 +90,27 @@ const NO_DEADLINE = '9999-12-31T00:00:00.000Z';
 
 /**
  * Locks the orders that own these PaymentIntents (or Checkout Sessions), and
- * orders named by id, in id order so two
- * transactions never wait on each other in a cycle (the lock order is always
- * inbox rows -> order rows -> payment rows).
+ * orders named by id, in id order so two transactions never wait on each other
+ * in a cycle (the lock order is always inbox rows -> order rows -> payment rows).
+ *
+ * The orders table alone is locked and filtered: the ids come from an InitPlan
+ * (`= ANY(ARRAY(…))`, computed once before the scan), not from a join. When a
+ * row was changed by the transaction it waited for, READ COMMITTED rechecks
+ * only that row's new version against the same ids; a join or semi-join with
+ * payments here was rechecked through the other rows' saved versions, and
+ * under load dropped an order that was locked and changed meanwhile (its event
+ * was then recorded as for an unknown object).
  */
-const LOCK_ORDERS_BY_INTENT = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
+const LOCK_ORDERS_BY_INTENT = `SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
-  FROM payments p JOIN orders o ON o.id = p.order_id
-  WHERE p.order_id IN (SELECT order_id FROM payments WHERE id = ANY($1) UNION ALL SELECT order_id FROM payments WHERE checkout_session_id = ANY($1)
-    UNION ALL SELECT unnest($2::uuid[]))
-  ORDER BY o.id FOR UPDATE OF o`;
+  FROM orders o
+  WHERE o.id = ANY(ARRAY(SELECT order_id FROM payments WHERE id = ANY($1) UNION ALL SELECT order_id FROM payments WHERE checkout_session_id = ANY($1)
+    UNION ALL SELECT unnest($2::uuid[])))
+  ORDER BY o.id FOR UPDATE`;
 
-const LOCK_ORDER_BY_ID = `SELECT p.id AS intent_id, o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
+const LOCK_ORDER_BY_ID = `SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
-  FROM payments p JOIN orders o ON o.id = p.order_id WHERE o.id = $1 FOR UPDATE OF o`;
+  FROM orders o WHERE o.id = $1 FOR UPDATE`;
 
 /**
  * Read after the order locks, in a statement of its own: a statement that
@@ -134,14 +141,13 @@ function toDisputeRecord(r: DisputeRow): DisputeRecord {
   };
 }
 
-/** The payments, each with its order's dispute as last recorded (null when none): one round trip. */
-const READ_PAYMENTS = `SELECT p.id, p.status, p.last_event_created, p.dispute_id, p.amount_capturable, p.amount_captured,
+/** The locked orders' payments, each with its order's dispute as last recorded (null when none): one round trip. */
+const READ_PAYMENTS = `SELECT p.id, p.order_id, p.status, p.last_event_created, p.dispute_id, p.amount_capturable, p.amount_captured,
     extract(epoch FROM p.capture_before)::bigint AS capture_before, p.checkout_session_id,
     (SELECT row_to_json(d) FROM (${SELECT_DISPUTE} WHERE order_id = p.order_id ORDER BY updated_at DESC LIMIT 1) d) AS dispute
-  FROM payments p WHERE p.id = ANY($1)`;
+  FROM payments p WHERE p.order_id = ANY($1::uuid[])`;
 
 interface LockedRow {
-  intent_id: string;
   order_id: string;
   order_status: OrderStatus;
   order_amount: number;
@@ -328,18 +334,19 @@ export class OrderRepository {
     const out = new Map<string, HeldOrder>();
     if (locked.length === 0) return out;
     const payments = await tx.query<{
-      id: string; status: string; last_event_created: string; dispute_id: string | null;
+      id: string; order_id: string; status: string; last_event_created: string; dispute_id: string | null;
       amount_capturable: number; amount_captured: number | null; capture_before: string | null; checkout_session_id: string | null;
       dispute: DisputeRow | null;
     }>(READ_PAYMENTS, [
-      locked.map((o) => o.intent_id),
+      locked.map((o) => o.order_id),
     ]);
-    const paymentById = new Map(payments.map((p) => [p.id, p]));
+    const paymentByOrder = new Map(payments.map((p) => [p.order_id, p]));
     for (const o of locked) {
-      const p = paymentById.get(o.intent_id);
+      // An order whose payment is not recorded yet (its creation is under way) is not held.
+      const p = paymentByOrder.get(o.order_id);
       if (!p) continue;
       const h: HeldOrder = {
-        intentId: o.intent_id,
+        intentId: p.id,
         held: {
           orderId: o.order_id,
           orderStatus: o.order_status,
@@ -363,7 +370,7 @@ export class OrderRepository {
         checkoutSessionId: p.checkout_session_id,
         disputeChanged: false,
       };
-      out.set(o.intent_id, h);
+      out.set(p.id, h);
       // Session events name the session: the order is found by it too, before and after its PaymentIntent is attached.
       if (p.checkout_session_id) out.set(p.checkout_session_id, h);
     }
