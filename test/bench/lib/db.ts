@@ -43,8 +43,8 @@ export async function seedOrders(pool: Pool, from: number, count: number, ageMs 
   await pool.query('ANALYZE orders; ANALYZE payments');
 }
 
-/** Inbox rows stored but not applied yet (neither processed, ignored nor dead). */
+/** Inbox rows stored but not applied yet (neither processed, ignored nor dead), whatever an older Settle called them meanwhile. */
 export async function inboxBacklog(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status = 'received'`);
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status NOT IN ('processed', 'ignored', 'dead')`);
   return Number(rows[0]?.n ?? 0);
 }

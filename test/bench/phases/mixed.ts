@@ -31,6 +31,11 @@ const MIX: ReadonlyArray<{ flow: MixedFlow; expect: string; captureMethod?: 'man
   { flow: 'manualCapture', expect: 'paid', captureMethod: 'manual' },
 ];
 
+/** BENCH_MIXED_FLOWS=disputeLost,… narrows the mix to these flows (to chase one of them); all by default. */
+const CHOSEN = (process.env.BENCH_MIXED_FLOWS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+const MIXED = CHOSEN.length ? MIX.filter((m) => CHOSEN.includes(m.flow)) : MIX;
+if (MIXED.length === 0) throw new Error(`BENCH_MIXED_FLOWS names none of ${MIX.map((m) => m.flow).join(', ')}`);
+
 /** Share of the events delivered a second time. */
 const DUPLICATED = 0.1;
 /** Longest wait for the inbox to apply everything after the last delivery was answered. */
@@ -178,7 +183,7 @@ async function driveOrders(settleUrl: string, stripe: Stripe, mock: MockPsp, cou
   let next = 0;
   const worker = async () => {
     while (next < count) {
-      const mix = MIX[next++ % MIX.length] as (typeof MIX)[number];
+      const mix = MIXED[next++ % MIXED.length] as (typeof MIX)[number];
       const body = mix.captureMethod ? JSON.stringify({ ...JSON.parse(ORDER_BODY), captureMethod: mix.captureMethod }) : ORDER_BODY;
       const res = await fetch(`${settleUrl}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
       if (res.status !== 201) throw new Error(`POST /orders answered ${res.status}: ${await res.text()}`);
