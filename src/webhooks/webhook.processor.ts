@@ -8,10 +8,8 @@ import { WEBHOOK_QUEUE, WebhookJob, eventIdsOf } from './webhook-queue';
 
 // Jobs in flight per worker process (a job carries one intake batch: one event or many). Their
 // events wait in the batcher below, so many in flight means bigger batches rather than more
-// open transactions. Under a flood about a third of them are
-// in Bull's hands (finishing one, fetching the next) at any moment. Measured by npm run bench
-// on 2 cores: at 32 a batch held ~9 events and the flood settled at ~1,000-1,450/s, at 64 ~17
-// events and ~1,300-1,960/s (median ~1,700); 96-128 cost more CPU per event than they gained.
+// open transactions. With a job per event, 64 gave batches of ~17 events in the bench's flood;
+// with a job per intake batch the flood's transactions hold ~50 (npm run bench prints both).
 const CONCURRENCY = 64;
 /** Most events applied in one transaction. */
 const MAX_BATCH = 64;
