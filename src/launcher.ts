@@ -28,7 +28,8 @@ async function launch(): Promise<void> {
   // Something to click on: the demo shop at /, against whichever PSP is chosen below.
   env.DEMO_STOREFRONT ??= 'true';
 
-  if (!env.DATABASE_URL) {
+  const embeddedDatabase = !env.DATABASE_URL;
+  if (embeddedDatabase) {
     lockDataDir(dataDir, '.data/');
     // PGlite is one PostgreSQL session, served one exchange or transaction at a
     // time: two connections, one the reconciler holds for its pass and one
@@ -77,7 +78,7 @@ async function launch(): Promise<void> {
     say(`ADMIN_API_KEY (generated for this run): ${env.ADMIN_API_KEY}`);
   }
 
-  const config = loadConfig(env);
+  const config = { ...loadConfig(env), databaseOneSession: embeddedDatabase };
   const { app, url } = await startApp(config);
   if (mock && url && !env.MOCK_PSP_FORWARD_TO) mock.setForwardTo(`${url}/webhooks/stripe`);
   say(url ? `Settle (${config.role}) listening on ${url}` : `Settle (${config.role}) started`);

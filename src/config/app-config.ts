@@ -9,6 +9,12 @@ export interface AppConfig {
   databaseUrl: string;
   /** Connections in the TypeORM pool; the embedded PGlite server is sized from it. */
   databasePoolSize: number;
+  /**
+   * Every connection shares one database session (npm start's embedded PGlite,
+   * set by the launcher): statements are not prepared by name there, since a
+   * name one connection prepared already exists for the next.
+   */
+  databaseOneSession?: boolean;
   redisUrl: string;
   /** Prefix of every Bull key, so several deployments (or test suites) can share one Redis. */
   queuePrefix: string;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Pool, PoolClient } from 'pg';
@@ -7,7 +8,7 @@ import { APP_CONFIG } from '../config/config.module';
 
 /** Something SQL can be sent to: the pool (each statement its own transaction) or one open transaction. */
 export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  query<T = Record<string, unknown>>(sql: string | PreparedSql, params?: unknown[]): Promise<T[]>;
 }
 
 /** Connections kept apart for the webhook intake (see Database.intake). */
@@ -39,11 +40,41 @@ export function planPools(databasePoolSize: number): PoolPlan {
 export const INTAKE_LOCK_TIMEOUT_MS = 2000;
 export const INTAKE_STATEMENT_TIMEOUT_MS = 5000;
 
-class Connection implements Queryable {
-  constructor(private readonly client: Pick<PoolClient, 'query'> | Pool) {}
+/**
+ * A statement sent by name: each connection parses and plans it once, then
+ * only binds and runs it (PostgreSQL may keep a generic plan), and its text is
+ * not sent again. For the hot path's statements, whose planning cost as much
+ * as running them (the outbox's: ~1.5 ms to plan, ~2.6 ms to run for 50 events).
+ */
+export interface PreparedSql {
+  name: string;
+  text: string;
+}
 
-  async query<T>(sql: string, params?: unknown[]): Promise<T[]> {
-    return (await this.client.query(sql, params)).rows as T[];
+/** Names already given, by text: a hot statement is hashed once. Bounded: texts built from values would not belong here. */
+const preparedNames = new Map<string, string>();
+const MAX_PREPARED_NAMES = 1000;
+
+/** `text` as a named statement (the name is its hash, so the same text always gets the same name). */
+export function prepared(text: string): PreparedSql {
+  let name = preparedNames.get(text);
+  if (name === undefined) {
+    name = `settle_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    if (preparedNames.size < MAX_PREPARED_NAMES) preparedNames.set(text, name);
+  }
+  return { name, text };
+}
+
+class Connection implements Queryable {
+  /** `byName` false: prepared statements are sent as plain text (see AppConfig.databaseOneSession). */
+  constructor(private readonly client: Pick<PoolClient, 'query'> | Pool, private readonly byName: boolean) {}
+
+  async query<T>(sql: string | PreparedSql, params?: unknown[]): Promise<T[]> {
+    const result =
+      typeof sql === 'string' ? await this.client.query(sql, params)
+      : this.byName ? await this.client.query({ name: sql.name, text: sql.text, values: params })
+      : await this.client.query(sql.text, params);
+    return result.rows as T[];
   }
 }
 
@@ -57,6 +88,8 @@ class Connection implements Queryable {
 export class Database implements Queryable, OnApplicationShutdown {
   private readonly pool: Pool;
   private readonly main: Connection;
+  /** Whether statements may be prepared by name on these connections. */
+  private readonly byName: boolean;
   /**
    * A small pool of its own for the webhook intake: the PSP's requests never
    * wait behind order creation or the applier for a connection, and its
@@ -68,7 +101,8 @@ export class Database implements Queryable, OnApplicationShutdown {
 
   constructor(@InjectDataSource() dataSource: DataSource, @Inject(APP_CONFIG) config: AppConfig) {
     this.pool = (dataSource.driver as unknown as { master: Pool }).master;
-    this.main = new Connection(this.pool);
+    this.byName = !config.databaseOneSession;
+    this.main = new Connection(this.pool, this.byName);
     if (planPools(config.databasePoolSize).intake === 'shared') {
       this.intake = this.main;
       return;
@@ -83,10 +117,10 @@ export class Database implements Queryable, OnApplicationShutdown {
     });
     // An idle connection the server dropped must not crash the process; the next checkout reconnects.
     this.intakePool.on('error', () => undefined);
-    this.intake = new Connection(this.intakePool);
+    this.intake = new Connection(this.intakePool, this.byName);
   }
 
-  query<T>(sql: string, params?: unknown[]): Promise<T[]> {
+  query<T>(sql: string | PreparedSql, params?: unknown[]): Promise<T[]> {
     return this.main.query<T>(sql, params);
   }
 
@@ -96,7 +130,7 @@ export class Database implements Queryable, OnApplicationShutdown {
     let broken = false;
     try {
       await client.query('BEGIN');
-      const result = await work(new Connection(client));
+      const result = await work(new Connection(client, this.byName));
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -115,7 +149,7 @@ export class Database implements Queryable, OnApplicationShutdown {
   async session<T>(work: (session: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     try {
-      return await work(new Connection(client));
+      return await work(new Connection(client, this.byName));
     } finally {
       client.release();
     }
@@ -152,6 +186,7 @@ export class CombinedWrite {
 
   async run(q: Queryable): Promise<void> {
     if (this.parts.length === 0) return;
-    await q.query(`WITH ${this.parts.map((part, i) => `w${i} AS (${part})`).join(', ')} SELECT 1`, this.params);
+    // The text depends only on which parts are present (values are bound), so it is one of a few: named.
+    await q.query(prepared(`WITH ${this.parts.map((part, i) => `w${i} AS (${part})`).join(', ')} SELECT 1`), this.params);
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { CombinedWrite, Database, Queryable } from '../database/database';
+import { CombinedWrite, Database, Queryable, prepared } from '../database/database';
 import { Order, OrderItem } from './order.entity';
 import { OrderHistoryEntry } from './order-history.entity';
 import { EXPIRABLE_STATUSES, OrderStatus } from './order-status';
@@ -101,12 +101,12 @@ const NO_DEADLINE = '9999-12-31T00:00:00.000Z';
  * under load dropped an order that was locked and changed meanwhile (its event
  * was then recorded as for an unknown object).
  */
-const LOCK_ORDERS_BY_INTENT = `SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
+const LOCK_ORDERS_BY_INTENT = prepared(`SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
   FROM orders o
   WHERE o.id = ANY(ARRAY(SELECT order_id FROM payments WHERE id = ANY($1) UNION ALL SELECT order_id FROM payments WHERE checkout_session_id = ANY($1)
     UNION ALL SELECT unnest($2::uuid[])))
-  ORDER BY o.id FOR UPDATE`;
+  ORDER BY o.id FOR UPDATE`);
 
 const LOCK_ORDER_BY_ID = `SELECT o.id AS order_id, o.status AS order_status, o.amount AS order_amount,
     o.currency AS order_currency, o.amount_refunded, o.capture_method, o.status_before_dispute
@@ -142,10 +142,10 @@ function toDisputeRecord(r: DisputeRow): DisputeRecord {
 }
 
 /** The locked orders' payments, each with its order's dispute as last recorded (null when none): one round trip. */
-const READ_PAYMENTS = `SELECT p.id, p.order_id, p.status, p.last_event_created, p.dispute_id, p.amount_capturable, p.amount_captured,
+const READ_PAYMENTS = prepared(`SELECT p.id, p.order_id, p.status, p.last_event_created, p.dispute_id, p.amount_capturable, p.amount_captured,
     extract(epoch FROM p.capture_before)::bigint AS capture_before, p.checkout_session_id,
     (SELECT row_to_json(d) FROM (${SELECT_DISPUTE} WHERE order_id = p.order_id ORDER BY updated_at DESC LIMIT 1) d) AS dispute
-  FROM payments p WHERE p.order_id = ANY($1::uuid[])`;
+  FROM payments p WHERE p.order_id = ANY($1::uuid[])`);
 
 interface LockedRow {
   order_id: string;

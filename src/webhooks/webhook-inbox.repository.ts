@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { CombinedWrite, Database, Queryable } from '../database/database';
+import { CombinedWrite, Database, Queryable, prepared } from '../database/database';
 
 /**
  * received  stored, not applied yet: its job (job_id, or the event's own id) is on
@@ -51,10 +51,12 @@ export interface InboxMark {
 }
 
 /** One INSERT for any number of events: array parameters, so it plans like one row. $6: the job that will carry them (NULL: one job each). */
-const INSERT_MANY_SQL = `INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at, job_id)
+const INSERT_MANY_SQL = prepared(`INSERT INTO webhook_events (id, type, payload, event_created, source, status, received_at, job_id)
   SELECT id, type, payload, created, source, 'received', now(), $6
   FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS e(id, type, payload, created, source)
-  ON CONFLICT (id) DO NOTHING RETURNING id`;
+  ON CONFLICT (id) DO NOTHING RETURNING id`);
+
+const LOCK_ROWS = prepared(`SELECT id, payload, status FROM webhook_events WHERE id = ANY($1) ORDER BY id FOR UPDATE`);
 
 /** Unapplied rows and the job that carries each (see InboxRepository.unappliedSince). */
 export interface UnappliedRow {
@@ -87,7 +89,7 @@ export class InboxRepository {
 
   /** Locks inbox rows in id order: the first lock every application takes (the row lock serializes two jobs for one event). */
   lockRows(tx: Queryable, ids: string[]): Promise<InboxRow[]> {
-    return tx.query<InboxRow>(`SELECT id, payload, status FROM webhook_events WHERE id = ANY($1) ORDER BY id FOR UPDATE`, [ids]);
+    return tx.query<InboxRow>(LOCK_ROWS, [ids]);
   }
 
   /** Adds the applied events' marks to a unit of work's one statement. */
