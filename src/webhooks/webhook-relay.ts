@@ -42,10 +42,15 @@ export class WebhookRelay implements OnApplicationBootstrap, OnApplicationShutdo
     try {
       const rows = await this.rows.unappliedSince(UNAPPLIED_GRACE_MS, BATCH);
       const byJob = new Map<string, string[]>();
-      for (const row of rows) byJob.set(row.jobId, [...(byJob.get(row.jobId) ?? []), row.id]);
+      for (const row of rows) {
+        const ids = byJob.get(row.jobId);
+        if (ids) ids.push(row.id);
+        else byJob.set(row.jobId, [row.id]);
+      }
       const jobIds = [...byJob.keys()];
       const lostIds = await this.inbox.missingJobs(jobIds);
-      const deadEndIds = await this.inbox.takeBackDeadEndJobs(jobIds.filter((id) => !lostIds.includes(id)));
+      const lost = new Set(lostIds);
+      const deadEndIds = await this.inbox.takeBackDeadEndJobs(jobIds.filter((id) => !lost.has(id)));
       const jobs = [...lostIds, ...deadEndIds].map((jobId) => ({ jobId, ids: byJob.get(jobId) ?? [] }));
       // Redis still down: the next sweep tries again.
       const queued = (await this.inbox.enqueue(jobs)) ? jobs.reduce((n, j) => n + j.ids.length, 0) : 0;
