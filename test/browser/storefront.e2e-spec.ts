@@ -43,9 +43,25 @@ describe('demo storefront in a browser', () => {
   /** The badge's status once it shows `status` (the page changes it live; a wrong status times out naming what it saw). */
   const badgeShows = async (page: Page, status: string) => {
     await page.waitForSelector(`[data-testid=status][data-status="${status}"]`, { timeout: 20_000 }).catch(async (err: Error) => {
-      throw new Error(`${err.message}; the badge shows ${await page.getAttribute('[data-testid=status]', 'data-status')}`);
+      throw new Error(`${err.message}; the badge shows ${await page.getAttribute('[data-testid=status]', 'data-status')}; ${await whatTheServerSays(page)}`);
     });
     return page.textContent('[data-testid=status]');
+  };
+  /**
+   * For a badge that never changed: the page's live-stream line, the order on the API, and each of its
+   * PSP events as the mock delivered it and the inbox holds it, so a failure says where the change stopped.
+   */
+  const whatTheServerSays = async (page: Page): Promise<string> => {
+    const id = /\/shop\/orders\/([0-9a-f-]{36})/.exec(page.url())?.[1];
+    if (!id) return `page at ${page.url()}`;
+    const order = await apiOrder(id);
+    const intentIds = new Set([order.payment?.id, ...((order.unexpectedPayments ?? []) as Array<{ id: string }>).map((p) => p.id)]);
+    const events = stack.mock
+      .events()
+      .filter((e) => intentIds.has((e.data.object as { id?: string; payment_intent?: string }).id) || intentIds.has((e.data.object as { payment_intent?: string }).payment_intent))
+      .map((e) => ({ id: e.id, type: e.type, created: e.created, delivery: stack.mock.deliveryState(e.id) }));
+    const rows = (await stack.db.query(`SELECT id, status, outcome, attempts, job_id, last_error FROM webhook_events WHERE id = ANY($1)`, [events.map((e) => e.id)])).rows;
+    return `live line "${await page.textContent('#live')}"; API status ${order.status}, history ${JSON.stringify(order.history)}; events ${JSON.stringify(events)}; inbox ${JSON.stringify(rows)}`;
   };
   const orderIdOf = (page: Page) => {
     const match = /\/shop\/orders\/([0-9a-f-]{36})/.exec(page.url());
