@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { Webhook } from 'standardwebhooks';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { Metrics } from '../metrics/metrics';
@@ -7,7 +6,8 @@ import { ClaimedDelivery, DeliveryResult } from './order-event.types';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
 import { nextAttemptAt } from './retry-schedule';
-import { postJson } from './http-post';
+import { closeEndpointConnections, postJson } from './http-post';
+import { EventSigner } from './event-signer';
 
 /** Sends in flight at once per process (different orders; one order's line is never in flight twice). */
 const MAX_IN_FLIGHT = 64;
@@ -28,7 +28,7 @@ const RECORD_COALESCE_MS = 10;
 @Injectable()
 export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OrderEventSender.name);
-  private readonly signer?: Webhook;
+  private readonly signer?: EventSigner;
   /** Longer than a send can take (it is cut off at the timeout) plus recording its answer, so a lease runs out only for a sender that died. */
   private readonly leaseMs: number;
   private inFlight = 0;
@@ -50,7 +50,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     private readonly metrics: Metrics,
   ) {
     const { secret, timeoutMs } = config.orderEvents;
-    if (secret) this.signer = new Webhook(secret.slice('whsec_'.length));
+    if (secret) this.signer = new EventSigner(secret);
     this.leaseMs = timeoutMs + 5000;
   }
 
@@ -71,6 +71,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     await Promise.allSettled([...this.sends]);
     clearTimeout(this.recordTimer);
     await this.record();
+    await closeEndpointConnections();
   }
 
   /** Asks for a claim soon; many wakes in a burst make one claim. */
@@ -137,7 +138,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   /** One POST; never throws. */
   private async post(delivery: ClaimedDelivery): Promise<DeliveryResult> {
     const { timeoutMs, retryBaseMs, giveUpAfterMs } = this.config.orderEvents;
-    const body = JSON.stringify(delivery.event);
+    const body = delivery.body;
     const now = new Date();
     let httpStatus: number | null = null;
     let error: string | null = null;
@@ -168,7 +169,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     this.metrics.orderEventDeliveryAttempts.inc({ result });
     const done = new Date();
     if (result === 'delivered') {
-      this.metrics.orderEventDeliverySeconds.observe((done.getTime() - new Date(delivery.event.createdAt).getTime()) / 1000);
+      this.metrics.orderEventDeliverySeconds.observe((done.getTime() - delivery.createdAt.getTime()) / 1000);
       return { eventId: delivery.eventId, endpoint: delivery.endpoint, attempt: delivery.attempt, status: 'delivered', nextAttemptAt: done, httpStatus, error: null };
     }
     const next = nextAttemptAt(delivery.attempt, done, delivery.retryFrom, retryBaseMs, giveUpAfterMs);

@@ -17,7 +17,10 @@ export interface ClaimedDelivery {
   /** The attempt number this claim made; the result is recorded only if nobody claimed it since. */
   attempt: number;
   retryFrom: Date;
-  event: OrderEventBody;
+  /** When the event was written (for the delivery latency). */
+  createdAt: Date;
+  /** The JSON to POST: an OrderEventBody. */
+  body: string;
 }
 
 /** What one send came to. */

@@ -50,7 +50,9 @@ const insertEvents = (views: (batch: string) => string) => `WITH t AS (
  * endpoint, so event n+1 never goes out before n was answered 2xx. SKIP LOCKED
  * lets several senders claim at once without waiting on each other; a row
  * another sender leased meanwhile is re-checked on its new version (READ
- * COMMITTED) and dropped, so no delivery is ever leased twice.
+ * COMMITTED) and dropped, so no delivery is ever leased twice. Each comes with
+ * the body to POST as PostgreSQL writes it (the event's fields, then `data` as
+ * stored): the sender neither parses nor re-serializes it.
  */
 const CLAIM_DUE = prepared(`UPDATE order_event_deliveries d
   SET locked_until = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1, last_attempt_at = now()
@@ -64,7 +66,10 @@ const CLAIM_DUE = prepared(`UPDATE order_event_deliveries d
     FOR UPDATE OF c SKIP LOCKED
   ) due, order_events e
   WHERE d.event_id = due.event_id AND d.endpoint = due.endpoint AND e.id = d.event_id
-  RETURNING d.event_id, d.endpoint, d.attempts, d.retry_from, e.order_id, e.sequence, e.type, e.created_at, e.data`);
+  RETURNING d.event_id, d.endpoint, d.attempts, d.retry_from, e.created_at,
+    '{"id":' || to_json(e.id)::text || ',"type":' || to_json(e.type)::text
+      || ',"createdAt":"' || to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+      || '","sequence":' || e.sequence || ',"data":' || e.data::text || '}' AS body`);
 
 /** Records sends; a result counts only for the attempt that leased the row (a late sender whose lease ran out changes nothing). */
 const RECORD_RESULTS = prepared(`UPDATE order_event_deliveries d
@@ -119,18 +124,16 @@ export class OrderEventsRepository {
       endpoint: string;
       attempts: number;
       retry_from: Date;
-      order_id: string;
-      sequence: number;
-      type: string;
       created_at: Date;
-      data: Record<string, unknown>;
+      body: string;
     }>;
     return list.map((r) => ({
       eventId: r.event_id,
       endpoint: r.endpoint,
       attempt: r.attempts,
       retryFrom: new Date(r.retry_from),
-      event: { id: r.event_id, type: r.type, createdAt: new Date(r.created_at).toISOString(), sequence: r.sequence, data: r.data },
+      createdAt: new Date(r.created_at),
+      body: r.body,
     }));
   }
 
