@@ -9,6 +9,7 @@ import { CheckoutSessions1764700000000 } from './migrations/1764700000000-checko
 import { DisputeOutcomes1764800000000 } from './migrations/1764800000000-dispute-outcomes';
 import { InFlightPaymentsIndex1764900000000 } from './migrations/1764900000000-in-flight-payments-index';
 import { InboxBatchJobs1764950000000 } from './migrations/1764950000000-inbox-batch-jobs';
+import { LighterOrderEventDeliveries1765000000000 } from './migrations/1765000000000-lighter-order-event-deliveries';
 import { Database, planPools } from './database';
 
 export const MIGRATIONS = [
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   DisputeOutcomes1764800000000,
   InFlightPaymentsIndex1764900000000,
   InboxBatchJobs1764950000000,
+  LighterOrderEventDeliveries1765000000000,
 ];
 
 /**
