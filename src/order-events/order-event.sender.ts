@@ -8,9 +8,8 @@ import { OrderEventsRepository } from './order-events.repository';
 import { nextAttemptAt } from './retry-schedule';
 import { closeEndpointConnections, postJson } from './http-post';
 import { EventSigner } from './event-signer';
+import { EventLoopLoad, sendCapacity } from './send-capacity';
 
-/** Sends in flight at once per process (different orders; one order's line is never in flight twice). */
-const MAX_IN_FLIGHT = 64;
 /** How often the outbox is swept for what no notification announced (another process died, a retry came due). */
 const SWEEP_MS = 1000;
 /** Notifications arriving within this are answered by one claim. */
@@ -42,6 +41,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private stopped = false;
   private unsubscribe?: () => void;
   private readonly sends = new Set<Promise<void>>();
+  private load?: EventLoopLoad;
 
   constructor(
     private readonly events: OrderEventsRepository,
@@ -56,6 +56,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
 
   onApplicationBootstrap(): void {
     if (this.config.orderEvents.endpoints.length === 0) return;
+    this.load = new EventLoopLoad();
     this.unsubscribe = this.listener.subscribe(() => this.wake());
     this.sweepTimer = setInterval(() => this.wake(), SWEEP_MS);
     this.sweepTimer.unref();
@@ -66,6 +67,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   async onModuleDestroy(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    this.load?.stop();
     clearInterval(this.sweepTimer);
     clearTimeout(this.wakeTimer);
     await Promise.allSettled([...this.sends]);
@@ -96,8 +98,9 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     try {
       do {
         this.claimAgain = false;
-        const room = MAX_IN_FLIGHT - this.inFlight;
-        if (room <= 0) break; // an answer wakes us again
+        // Fewer sends while the event loop is saturated (see EventLoopLoad); an answer wakes us again.
+        const room = sendCapacity(this.load?.utilization ?? 0) - this.inFlight;
+        if (room <= 0) break;
         const claimed = await this.events.claimDue(room, this.leaseMs, this.config.orderEvents.endpoints);
         for (const delivery of claimed) this.track(this.send(delivery));
         if (claimed.length === room) this.claimAgain = true;
