@@ -10,6 +10,7 @@ import { DisputeOutcomes1764800000000 } from './migrations/1764800000000-dispute
 import { InFlightPaymentsIndex1764900000000 } from './migrations/1764900000000-in-flight-payments-index';
 import { InboxBatchJobs1764950000000 } from './migrations/1764950000000-inbox-batch-jobs';
 import { LighterOrderEventDeliveries1765000000000 } from './migrations/1765000000000-lighter-order-event-deliveries';
+import { OrderEventClaimFunction1765100000000 } from './migrations/1765100000000-order-event-claim-function';
 import { Database, planPools } from './database';
 
 export const MIGRATIONS = [
@@ -21,6 +22,7 @@ export const MIGRATIONS = [
   InFlightPaymentsIndex1764900000000,
   InboxBatchJobs1764950000000,
   LighterOrderEventDeliveries1765000000000,
+  OrderEventClaimFunction1765100000000,
 ];
 
 /**

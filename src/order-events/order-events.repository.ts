@@ -52,24 +52,11 @@ const insertEvents = (views: (batch: string) => string) => `WITH t AS (
  * another sender leased meanwhile is re-checked on its new version (READ
  * COMMITTED) and dropped, so no delivery is ever leased twice. Each comes with
  * the body to POST as PostgreSQL writes it (the event's fields, then `data` as
- * stored): the sender neither parses nor re-serializes it.
+ * stored): the sender neither parses nor re-serializes it. The statement is the
+ * function order_event_claim_due (migration 1765100000000), which carries the
+ * planner settings that keep it in index order under a backlog.
  */
-const CLAIM_DUE = prepared(`UPDATE order_event_deliveries d
-  SET locked_until = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1, last_attempt_at = now()
-  FROM (
-    SELECT c.event_id, c.endpoint FROM order_event_deliveries c
-    WHERE c.status = 'pending' AND c.next_attempt_at <= now() AND (c.locked_until IS NULL OR c.locked_until <= now()) AND c.endpoint = ANY($3)
-      AND NOT EXISTS (
-        SELECT 1 FROM order_event_deliveries b
-        WHERE b.order_id = c.order_id AND b.endpoint = c.endpoint AND b.sequence < c.sequence AND b.status <> 'delivered')
-    ORDER BY c.next_attempt_at LIMIT $1
-    FOR UPDATE OF c SKIP LOCKED
-  ) due, order_events e
-  WHERE d.event_id = due.event_id AND d.endpoint = due.endpoint AND e.id = d.event_id
-  RETURNING d.event_id, d.endpoint, d.attempts, d.retry_from, e.created_at,
-    '{"id":' || to_json(e.id)::text || ',"type":' || to_json(e.type)::text
-      || ',"createdAt":"' || to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-      || '","sequence":' || e.sequence || ',"data":' || e.data::text || '}' AS body`);
+const CLAIM_DUE = prepared(`SELECT event_id, endpoint, attempts, retry_from, created_at, body FROM order_event_claim_due($1, $2, $3)`);
 
 /** Records sends; a result counts only for the attempt that leased the row (a late sender whose lease ran out changes nothing). */
 const RECORD_RESULTS = prepared(`UPDATE order_event_deliveries d
