@@ -18,7 +18,7 @@ const ACCEPTED = Buffer.from('{"received":true}');
 const TIMESTAMP = /(?:^|,)\s*t=(\d+)(?:,|$)/;
 
 /**
- * POST /webhooks/stripe: verify -> inbox -> enqueue -> 2xx. Nothing else
+ * POST /webhooks/stripe: verify -> inbox -> 2xx (the inbox queues the job). Nothing else
  * happens here (the queue does the work), and verified deliveries are never
  * throttled: Stripe sends bursts, and refusing them only delays money. Senders
  * of deliveries that fail verification are (WebhookGate).

@@ -13,7 +13,7 @@ export interface InboxEventHead {
   created: number;
 }
 
-/** Longest the request path waits for Redis before answering: the event is stored, the relay finishes the job. */
+/** Longest an enqueue waits for Redis before leaving the job to the relay (the events are stored either way). */
 const ENQUEUE_WAIT_MS = 1500;
 
 /** Most events written by one INSERT (and carried by one job). */
@@ -53,8 +53,9 @@ export class WebhookInbox {
   ) {}
 
   /**
-   * Stores and enqueues one verified event; resolves once it is durable (and
-   * queued, or left for the relay). Rejects only when it could not be stored.
+   * Stores one verified event and queues its batch's job; resolves once it is
+   * durable, without waiting for Redis (the job only wakes a worker: a lost
+   * one is queued again by the relay). Rejects only when it could not be stored.
    *
    * Group commit: while one batch is being written, arriving events wait and
    * go together in the next one: one INSERT and one Bull job for many
@@ -74,8 +75,10 @@ export class WebhookInbox {
         const batch = this.waiting.splice(0, MAX_BATCH);
         const jobId = newBatchJobId();
         const stored = await this.storeBatch(batch, jobId);
-        // Enqueue without holding up the next batch's INSERT; each request still answers after its enqueue.
-        if (stored.length > 0) void this.enqueueStored(jobId, stored);
+        // Stored is durable: answer now. The job only wakes the worker; if it is lost (Redis down,
+        // the process dies before addBulk), the relay finds the rows by their job_id and queues it.
+        for (const entry of stored) entry.resolve('stored');
+        if (stored.length > 0) void this.enqueue([{ jobId, ids: stored.map((e) => e.head.id) }]);
       }
     } finally {
       this.writing = false;
@@ -131,11 +134,6 @@ export class WebhookInbox {
   private settleDuplicate(entry: PendingEvent): void {
     this.metrics.webhooksDuplicate.inc();
     entry.resolve('duplicate');
-  }
-
-  private async enqueueStored(jobId: string, stored: PendingEvent[]): Promise<void> {
-    await this.enqueue([{ jobId, ids: stored.map((e) => e.head.id) }]);
-    for (const entry of stored) entry.resolve('stored');
   }
 
   /**

@@ -5,8 +5,8 @@ import { WebhookInbox } from './webhook-inbox.service';
 
 const RELAY_EVERY_MS = 2000;
 /**
- * Rows unapplied this long have their job looked up: the request path gets
- * ENQUEUE_WAIT_MS to queue a batch, and a job found waiting is left alone, so
+ * Rows unapplied this long have their job looked up: a batch's enqueue gets
+ * ENQUEUE_WAIT_MS after its INSERT, and a job found waiting is left alone, so
  * a backlog costs one look-up per job a sweep, not a second run of its events.
  */
 const UNAPPLIED_GRACE_MS = 3000;

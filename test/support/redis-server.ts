@@ -26,6 +26,15 @@ export class TestRedis {
     throw new Error(`redis-server did not start on port ${this.port}`);
   }
 
+  /** Stops the server without closing anything (SIGSTOP): connections stay open and commands go unanswered, as with a hung Redis. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async down(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null) return;

@@ -94,7 +94,10 @@ describe('a burst of events is applied in batches, each transition once', () => 
       expect(rows).toHaveLength(30);
       const byJob = new Map<string, string[]>();
       for (const r of rows as Array<{ id: string; job_id: string | null }>) byJob.set(String(r.job_id), [...(byJob.get(String(r.job_id)) ?? []), r.id]);
-      const jobs = (await queue.getJobs(['waiting', 'paused'])).filter((j) => j && 'ids' in j.data && j.data.ids.some((id) => ids.includes(id)));
+      // The answer comes once the rows are stored; each batch's job is added right after it, without the answer waiting for Redis.
+      const jobsOfBurst = async () => (await queue.getJobs(['waiting', 'paused'])).filter((j) => j && 'ids' in j.data && j.data.ids.some((id) => ids.includes(id)));
+      await waitFor(async () => (await jobsOfBurst()).reduce((n, j) => n + (j.data as { ids: string[] }).ids.length, 0) >= 30, 'every stored event in a job', 5_000, 20);
+      const jobs = await jobsOfBurst();
       // Each job is one intake batch: exactly the rows that name it, and fewer jobs than events.
       expect(new Map(jobs.map((j) => [String(j.id), [...(j.data as { ids: string[] }).ids].sort()]))).toEqual(new Map([...byJob].map(([job, events]) => [job, events.sort()])));
       expect(jobs.length).toBeLessThan(30);

@@ -68,6 +68,43 @@ describe('Redis stops while events arrive', () => {
   }, 90000);
 });
 
+describe('Redis hangs (its connections open, nothing answered) while events arrive', () => {
+  let redis: TestRedis;
+  let stack: ChildStack;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    stack = await startChildStack({ env: { REDIS_URL: redis.url }, forwardWebhooks: false });
+  });
+  afterAll(async () => {
+    redis?.thaw();
+    await stack?.stop();
+    await redis?.down();
+  });
+
+  it('answers once the event is stored, without waiting for Redis, and applies it once Redis answers again', async () => {
+    const [order] = await createOrders(stack.url, 1);
+    await stack.stripe.paymentIntents.confirm(order!.pi, { payment_method: 'pm_card_visa' });
+    const event = stack.mock.events().find((e) => e.type === 'payment_intent.succeeded' && (e.data.object as { id: string }).id === order!.pi)!;
+    const payload = JSON.stringify(event);
+
+    redis.freeze();
+    try {
+      const sentAt = Date.now();
+      const res = await request(stack.url).post('/webhooks/stripe').set('Content-Type', 'application/json').set('Stripe-Signature', signedHeader(payload, { secret: stack.mock.webhookSecret })).send(payload);
+      const answeredAfterMs = Date.now() - sentAt;
+      expect(res.status).toBe(200);
+      // A job add waits up to 1.5 s for Redis before leaving the job to the relay; the answer must not be held for it.
+      expect(answeredAfterMs).toBeLessThan(1000);
+      const stored = await stack.db.query(`SELECT status FROM webhook_events WHERE id = $1`, [event.id]);
+      expect(stored.rows).toEqual([{ status: 'received' }]);
+    } finally {
+      redis.thaw();
+    }
+    await expectAllPaidOnce(stack, [order!]);
+  }, 90000);
+});
+
 describe('the app is killed with SIGKILL mid-stream', () => {
   let stack: ChildStack;
 
