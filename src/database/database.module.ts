@@ -11,6 +11,7 @@ import { InFlightPaymentsIndex1764900000000 } from './migrations/1764900000000-i
 import { InboxBatchJobs1764950000000 } from './migrations/1764950000000-inbox-batch-jobs';
 import { LighterOrderEventDeliveries1765000000000 } from './migrations/1765000000000-lighter-order-event-deliveries';
 import { OrderEventClaimFunction1765100000000 } from './migrations/1765100000000-order-event-claim-function';
+import { RoomForInPlaceUpdates1765200000000 } from './migrations/1765200000000-room-for-in-place-updates';
 import { Database, planPools } from './database';
 
 export const MIGRATIONS = [
@@ -23,6 +24,7 @@ export const MIGRATIONS = [
   InboxBatchJobs1764950000000,
   LighterOrderEventDeliveries1765000000000,
   OrderEventClaimFunction1765100000000,
+  RoomForInPlaceUpdates1765200000000,
 ];
 
 /**

@@ -12,7 +12,7 @@ import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 import Stripe from 'stripe';
 import { MockPsp } from '../../src/mock-psp';
 import { createTestDatabase, testRedisUrl } from '../support/services';
-import { applySettleSchema, inboxBacklog, seedOrders } from './lib/db';
+import { applySettleSchema, inboxBacklog, seedOrders, walPosition, walSince } from './lib/db';
 import { ClosedLoopResult, PaidWatcher, paceEvents, postEvents } from './lib/load';
 import { CpuMeter, CpuUse } from './lib/cpu';
 import { ServerProcess } from './lib/processes';
@@ -108,6 +108,8 @@ interface Results {
       meanJobsInFlight?: number;
       /** Mean events per applying transaction during the flood. */
       meanBatchSize?: number;
+      /** WAL the PostgreSQL server wrote from the flood's first send until all were paid, per event (intake, applying, order events). */
+      walBytesPerEvent?: number;
       /** BENCH_ORDER_EVENTS=1: the flood's order events at the receiver. */
       orderEvents?: { delivered: number; allDeliveredS: number; rate: number; undelivered: number; age: Distribution; badSignatures: number };
     };
@@ -537,6 +539,7 @@ async function runSettle(
       const before = await processingMetric(settle.url);
       const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
       const sentAt = new Map<string, number>();
+      const walBefore = await walPosition(pool);
       const began = performance.now();
       const beganWall = Date.now();
       await watcher.start();
@@ -549,6 +552,7 @@ async function runSettle(
         },
       });
       await watcher.drained(180_000);
+      const walBytes = await walSince(pool, walBefore);
       await watcher.stop();
       const lastPaid = Math.max(...watcher.paidAt.values());
       const allPaidS = (lastPaid - began) / 1000;
@@ -585,12 +589,14 @@ async function runSettle(
         meanApplyMs,
         meanJobsInFlight: meanApplyMs !== undefined ? (rate * meanApplyMs) / 1000 : undefined,
         meanBatchSize: before && after && after.batches > before.batches ? (after.batchedEvents - before.batchedEvents) / (after.batches - before.batches) : undefined,
+        walBytesPerEvent: walBytes / cfg.floodEvents,
         orderEvents,
       };
     },
     (r) =>
       `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ` +
-      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight, ${fmt(r.meanBatchSize, 1)} events a batch; ${r.unsettled} never paid` +
+      `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight, ${fmt(r.meanBatchSize, 1)} events a batch; ` +
+      `WAL ${fmt(r.walBytesPerEvent)} bytes an event; ${r.unsettled} never paid` +
       (r.orderEvents
         ? `; order events: ${fmt(r.orderEvents.delivered)} delivered in ${fmt(r.orderEvents.allDeliveredS, 1)} s = ${fmt(r.orderEvents.rate)}/s, ` +
           `commit→receiver p50 ${ms(r.orderEvents.age.p50)}, p99 ${ms(r.orderEvents.age.p99)}, ${r.orderEvents.undelivered} undelivered, ${r.orderEvents.badSignatures} bad signatures`
@@ -738,6 +744,7 @@ function report(r: Results, runTag: string): string[] {
       verdict(checks.flood),
     ],
     ['  ÷ each one\'s ingest', '', ...ratios(flood?.rate), '', ''],
+    ['  WAL written per event (whole server)', flood?.walBytesPerEvent !== undefined ? `${fmt(flood.walBytesPerEvent)} bytes` : '–', '', '', '', '', ''],
     ...(cfg.orderEvents
       ? ([
           ['  order events delivered/s (flood)', flood?.orderEvents ? `${fmt(flood.orderEvents.rate)}/s` : '–', '', '', '', '', ''],

@@ -48,3 +48,15 @@ export async function inboxBacklog(pool: Pool): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status NOT IN ('processed', 'ignored', 'dead')`);
   return Number(rows[0]?.n ?? 0);
 }
+
+/** The server's WAL insert position now (every database's writes go through the one WAL). */
+export async function walPosition(pool: Pool): Promise<string> {
+  const { rows } = await pool.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
+  return rows[0]!.lsn;
+}
+
+/** Bytes of WAL written since `from` (a walPosition). */
+export async function walSince(pool: Pool, from: string): Promise<number> {
+  const { rows } = await pool.query<{ bytes: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::bigint AS bytes`, [from]);
+  return Number(rows[0]!.bytes);
+}
