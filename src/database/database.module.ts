@@ -12,6 +12,7 @@ import { InboxBatchJobs1764950000000 } from './migrations/1764950000000-inbox-ba
 import { LighterOrderEventDeliveries1765000000000 } from './migrations/1765000000000-lighter-order-event-deliveries';
 import { OrderEventClaimFunction1765100000000 } from './migrations/1765100000000-order-event-claim-function';
 import { RoomForInPlaceUpdates1765200000000 } from './migrations/1765200000000-room-for-in-place-updates';
+import { OrderEventParkBlocked1765300000000 } from './migrations/1765300000000-order-event-park-blocked';
 import { Database, planPools } from './database';
 
 export const MIGRATIONS = [
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   LighterOrderEventDeliveries1765000000000,
   OrderEventClaimFunction1765100000000,
   RoomForInPlaceUpdates1765200000000,
+  OrderEventParkBlocked1765300000000,
 ];
 
 /**

@@ -10,7 +10,7 @@ import { closeEndpointConnections, postJson } from './http-post';
 import { EventSigner } from './event-signer';
 import { EventLoopLoad, sendCapacity } from './send-capacity';
 
-/** How often the outbox is swept for what no notification announced (another process died, a retry came due). */
+/** How often the outbox is swept for what no notification announced (another process died, a retry came due), and waiting deliveries are parked. */
 const SWEEP_MS = 1000;
 /** Notifications arriving within this are answered by one claim. */
 const WAKE_COALESCE_MS = 20;
@@ -32,6 +32,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private readonly leaseMs: number;
   private inFlight = 0;
   private claiming = false;
+  private parking = false;
   private claimAgain = false;
   private wakeTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
@@ -40,7 +41,8 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private recordTimer?: NodeJS.Timeout;
   private stopped = false;
   private unsubscribe?: () => void;
-  private readonly sends = new Set<Promise<void>>();
+  /** Sends and parking sweeps in flight: awaited before the pool closes. */
+  private readonly running = new Set<Promise<void>>();
   private load?: EventLoopLoad;
 
   constructor(
@@ -58,7 +60,10 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     if (this.config.orderEvents.endpoints.length === 0) return;
     this.load = new EventLoopLoad();
     this.unsubscribe = this.listener.subscribe(() => this.wake());
-    this.sweepTimer = setInterval(() => this.wake(), SWEEP_MS);
+    this.sweepTimer = setInterval(() => {
+      this.track(this.parkBlocked());
+      this.wake();
+    }, SWEEP_MS);
     this.sweepTimer.unref();
     this.wake();
   }
@@ -70,7 +75,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     this.load?.stop();
     clearInterval(this.sweepTimer);
     clearTimeout(this.wakeTimer);
-    await Promise.allSettled([...this.sends]);
+    await Promise.allSettled([...this.running]);
     clearTimeout(this.recordTimer);
     await this.record();
     await closeEndpointConnections();
@@ -112,9 +117,23 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     }
   }
 
-  private track(send: Promise<void>): void {
-    this.sends.add(send);
-    void send.finally(() => this.sends.delete(send));
+  /** Takes the deliveries waiting behind an earlier undelivered event out of the claim's way (see OrderEventsRepository.parkBlocked). */
+  private async parkBlocked(): Promise<void> {
+    if (this.parking || this.stopped) return;
+    this.parking = true;
+    try {
+      const parked = await this.events.parkBlocked(this.config.orderEvents.endpoints);
+      if (parked > 0) this.logger.log({ msg: 'parked order event deliveries waiting behind an undelivered event', parked });
+    } catch (err) {
+      this.logger.warn({ msg: 'parking blocked order event deliveries failed; the next sweep tries again', error: (err as Error).message });
+    } finally {
+      this.parking = false;
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
   }
 
   private async send(delivery: ClaimedDelivery): Promise<void> {

@@ -58,12 +58,43 @@ const insertEvents = (views: (batch: string) => string) => `WITH t AS (
  */
 const CLAIM_DUE = prepared(`SELECT event_id, endpoint, attempts, retry_from, created_at, body FROM order_event_claim_due($1, $2, $3)`);
 
-/** Records sends; a result counts only for the attempt that leased the row (a late sender whose lease ran out changes nothing). */
-const RECORD_RESULTS = prepared(`UPDATE order_event_deliveries d
-  SET status = u.status, next_attempt_at = u.next_at, locked_until = NULL, last_status = u.http_status, last_error = u.error,
-    delivered_at = CASE WHEN u.status = 'delivered' THEN now() ELSE d.delivered_at END
-  FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::text[]) AS u(event_id, endpoint, attempt, status, next_at, http_status, error)
-  WHERE d.event_id = u.event_id AND d.endpoint = u.endpoint AND d.attempts = u.attempt AND d.status = 'pending'`);
+/**
+ * Records sends; a result counts only for the attempt that leased the row (a
+ * late sender whose lease ran out changes nothing). A delivery that went
+ * through brings its order's next one for that endpoint back to due at once,
+ * if the sweep had parked it (see PARK_BLOCKED).
+ */
+const RECORD_RESULTS = prepared(`WITH recorded AS (
+    UPDATE order_event_deliveries d
+    SET status = u.status, next_attempt_at = u.next_at, locked_until = NULL, last_status = u.http_status, last_error = u.error,
+      delivered_at = CASE WHEN u.status = 'delivered' THEN now() ELSE d.delivered_at END
+    FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::text[]) AS u(event_id, endpoint, attempt, status, next_at, http_status, error)
+    WHERE d.event_id = u.event_id AND d.endpoint = u.endpoint AND d.attempts = u.attempt AND d.status = 'pending'
+    RETURNING d.order_id, d.endpoint, d.sequence, d.status
+  ), next_up AS (
+    SELECT DISTINCT ON (r.order_id, r.endpoint) n.event_id, n.endpoint
+    FROM recorded r JOIN order_event_deliveries n
+      ON n.order_id = r.order_id AND n.endpoint = r.endpoint AND n.sequence > r.sequence AND n.status <> 'delivered'
+    WHERE r.status = 'delivered'
+    ORDER BY r.order_id, r.endpoint, n.sequence
+  )
+  UPDATE order_event_deliveries n SET next_attempt_at = now()
+  FROM next_up WHERE n.event_id = next_up.event_id AND n.endpoint = next_up.endpoint AND n.status = 'pending' AND n.next_attempt_at > now()`);
+
+/**
+ * Parks deliveries waiting behind an earlier undelivered event of their order
+ * (the function order_event_park_blocked, migration 1765300000000): those due
+ * for PARK_AFTER_MS whose blocker waits for its own retry, or failed, get the
+ * blocker's next try (at most PARK_HORIZON_MS ahead) and leave the due set the
+ * claim walks.
+ */
+const PARK_BLOCKED = prepared(`SELECT order_event_park_blocked($1, $2, $3, $4) AS parked`);
+/** A sender keeping up never leaves a delivery due this long: only the blocked and a backlog are looked at. */
+const PARK_AFTER_MS = 30_000;
+/** Longest a delivery stays parked before it is looked at again (a reading made stale by a concurrent answer costs at most this). */
+const PARK_HORIZON_MS = 60 * 60 * 1000;
+/** Most deliveries one sweep looks at. */
+const PARK_MAX_ROWS = 500;
 
 /** An outgoing event with its deliveries, as operators see it. */
 export interface OrderEventRecord {
@@ -135,6 +166,12 @@ export class OrderEventsRepository {
       results.map((r) => r.httpStatus),
       results.map((r) => r.error),
     ]);
+  }
+
+  /** See PARK_BLOCKED; returns how many deliveries were parked (0 while another process parks). */
+  async parkBlocked(endpoints: string[], dueForMs = PARK_AFTER_MS): Promise<number> {
+    const [row] = (await this.db.query(PARK_BLOCKED, [PARK_MAX_ROWS, dueForMs, PARK_HORIZON_MS, endpoints])) as Array<{ parked: number }>;
+    return row?.parked ?? 0;
   }
 
   /** Newest first; `status` filters on the deliveries' status. */
