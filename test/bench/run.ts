@@ -44,6 +44,8 @@ const cfg = {
   missed: num('BENCH_MISSED', 1_000),
   orderConnections: num('BENCH_ORDER_CONNECTIONS', 4),
   ingestOrders: num('BENCH_INGEST_ORDERS', 20_000),
+  /** Unpaid orders for the all-in-one process's measured run, one event each (more events than this repeat orders already paid). */
+  allInOneOrders: num('BENCH_ALL_IN_ONE_ORDERS', 60_000),
   precompute: num('BENCH_PRECOMPUTE', 40_000),
   /** Connections of the junk flood in the gate phase (from 127.0.0.2, beside the genuine sender's). */
   junkConnections: num('BENCH_JUNK_CONNECTIONS', 50),
@@ -192,6 +194,7 @@ async function main(): Promise<string[]> {
     paced: { from: 1_000_001, count: Math.round(cfg.settleRate * cfg.durationS) },
     flood: { from: 2_000_001, count: cfg.floodEvents },
     open: { from: 3_000_001, count: cfg.openOrders },
+    allInOne: { from: 5_000_001, count: cfg.allInOneOrders },
   };
 
   const settleDb = await createTestDatabase();
@@ -235,8 +238,9 @@ async function main(): Promise<string[]> {
   await phase(
     'seed orders for ingest and settle',
     async () => {
-      for (const r of [ranges.ingest, ranges.paced, ranges.flood]) await seedOrders(settlePool, r.from, r.count);
-      return ranges.ingest.count + ranges.paced.count + ranges.flood.count;
+      const seeded = [ranges.ingest, ranges.paced, ranges.flood, ...(cfg.phases.includes('ingest') ? [ranges.allInOne] : [])];
+      for (const r of seeded) await seedOrders(settlePool, r.from, r.count);
+      return seeded.reduce((n, r) => n + r.count, 0);
     },
     (n) => `${fmt(n)} orders`,
   );
@@ -244,7 +248,7 @@ async function main(): Promise<string[]> {
 
   if (cfg.phases.includes('ingest')) {
     try {
-      await runIngest(results, settle, settlePool, secret, runTag, ranges.ingest, settleEnv);
+      await runIngest(results, settle, settlePool, secret, runTag, ranges.ingest, ranges.allInOne, settleEnv);
     } catch (err) {
       results.ingest.error = (err as Error).message;
     }
@@ -367,6 +371,7 @@ async function runIngest(
   secret: string,
   runTag: string,
   orders: { from: number; count: number },
+  unpaidOrders: { from: number; count: number },
   settleEnv: Record<string, string>,
 ): Promise<void> {
   await runBaseline(results, 'floor', 'raw floor', secret, runTag, orders);
@@ -390,8 +395,20 @@ async function runIngest(
     const began = performance.now();
     results.ingest.settleBacklogDrainS = await settleDown(settlePool, 'the api ingest', () => (performance.now() - began) / 1000);
   }
-  // The same load on the main process, which applies events while it takes them, on the same 2 cores.
-  results.ingest.settleAll = await ingestAgainst(`ingest Settle (APP_ROLE=${cfg.appRole})`, settle.url, secret, `${runTag}settleall`, orders, settle.pid);
+  // The same load on the main process, which applies events while it takes them, on the same 2 cores. Its
+  // measured events each pay an order of their own: the orders above were paid by the api phase's backlog, and
+  // applying an event for a paid order changes nothing (no order, payment, history or order-event write).
+  results.ingest.settleAll = await ingestAgainst(
+    `ingest Settle (APP_ROLE=${cfg.appRole}, each event paying an unpaid order)`,
+    settle.url,
+    secret,
+    `${runTag}settleall`,
+    unpaidOrders,
+    settle.pid,
+    orders,
+  );
+  const repeated = Math.max(0, results.ingest.settleAll.ok - unpaidOrders.count);
+  if (repeated > 0) console.log(`  (${fmt(repeated)} of its events repeated an order already paid: raise BENCH_ALL_IN_ONE_ORDERS)`);
   // The queue holds what was acked but not yet applied; later phases need a quiet app.
   if (cfg.appRole === 'api') return;
   await settleDown(settlePool, 'the all-in-one ingest', () => 0);
@@ -485,11 +502,13 @@ async function ingestAgainst(
   tag: string,
   orders: { from: number; count: number },
   pid: number,
+  /** Orders for the warm-up's events when they must not be `orders` (default: the same). */
+  warmOrders = orders,
 ): Promise<IngestTarget> {
   return phase(
     `${label}: ${cfg.connections} connections, ${cfg.durationS} s`,
     async () => {
-      const warmSource = new EventSource(`${tag}w`, secret, orders.from, orders.count, 0);
+      const warmSource = new EventSource(`${tag}w`, secret, warmOrders.from, warmOrders.count, 0);
       const warmup = await postEvents(url, warmSource, { connections: cfg.connections, durationS: cfg.warmupS });
       const source = new EventSource(tag, secret, orders.from, orders.count, cfg.precompute);
       const measured = await postEvents(url, source, { connections: cfg.connections, durationS: cfg.durationS });
@@ -729,7 +748,7 @@ function report(r: Results, runTag: string): string[] {
     ['Ack latency p99', ms(settle?.p99), ms(floor?.p99), ms(floorBatched?.p99), ms(naive?.p99), `<= ${TARGETS.ackP99VsFloor.toFixed(1)}x floor`, verdict(checks.ackP99)],
     ['  Settle ÷ each', '', x(over(settle?.p99, floor?.p99)), x(over(settle?.p99, floorBatched?.p99)), x(over(settle?.p99, naive?.p99)), '', ''],
     ['Ingest errors (non-2xx)', fmt(settle?.errors), fmt(floor?.errors), fmt(floorBatched?.errors), fmt(naive?.errors), '0', ''],
-    [`Ingest events/s, one APP_ROLE=${cfg.appRole} process applying too`, fmt(settleAll?.rate), '', '', '', `>= ${TARGETS.allInOneVsFloor.toFixed(1)}x floor`, verdict(checks.allInOne)],
+    [`Ingest events/s, one APP_ROLE=${cfg.appRole} process applying too (each pays an order)`, fmt(settleAll?.rate), '', '', '', `>= ${TARGETS.allInOneVsFloor.toFixed(1)}x floor`, verdict(checks.allInOne)],
     ['  ÷ each', '', ...ratios(settleAll?.rate), '', ''],
     [`  its ack p50 / p99`, settleAll ? `${ms(settleAll.p50)} / ${ms(settleAll.p99)}` : '–', '', '', '', '', ''],
     [`Ack→paid p50 @ ${cfg.settleRate}/s offered`, ms(paced?.settle.p50), '', '', '', '', ''],
