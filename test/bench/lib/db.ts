@@ -60,3 +60,13 @@ export async function walSince(pool: Pool, from: string): Promise<number> {
   const { rows } = await pool.query<{ bytes: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::bigint AS bytes`, [from]);
   return Number(rows[0]!.bytes);
 }
+
+/** Deletes the orders of [from, from+count) still awaiting payment (with their payments), so later phases see only their own open orders. */
+export async function removeUnpaidOrders(pool: Pool, from: number, count: number): Promise<number> {
+  const { rowCount } = await pool.query(
+    `DELETE FROM orders WHERE status = 'pending_payment' AND id IN (SELECT md5('bench-' || n)::uuid FROM generate_series($1::int, $2::int) AS n)`,
+    [from, from + count - 1],
+  );
+  await pool.query('VACUUM ANALYZE orders, payments');
+  return rowCount ?? 0;
+}
