@@ -61,12 +61,19 @@ describe('Order events out: a lossy, duplicating, reordering PSP still gives eac
       // Except the capture window's end: it comes on the charge, which may be applied after the authorization's
       // status change (from payment_intent.amount_capturable_updated), and events are written per status change.
       // Likewise what was captured, when a dispute or refund event proved the payment before the payment's own events came.
+      // And the dispute's record: one first seen closed as won (its opening dropped or reordered after it) changes no
+      // status, so no event carries it; one that changed the status is carried, by the same id, though its status may move on.
       if (events.length > 0) {
-        const { captureBefore: sent, amountCaptured: sentCaptured, ...last } = events[events.length - 1]!.data;
-        const { captureBefore: now, amountCaptured: nowCaptured, ...shown } = view;
+        const { captureBefore: sent, amountCaptured: sentCaptured, dispute: sentDispute, ...last } = events[events.length - 1]!.data;
+        const { captureBefore: now, amountCaptured: nowCaptured, dispute: nowDispute, ...shown } = view;
         expect(last).toEqual(shown);
         if (sent !== undefined && sent !== null) expect(sent).toBe(now);
         if (sentCaptured !== undefined && sentCaptured !== null) expect(sentCaptured).toBe(nowCaptured);
+        if (sentDispute) expect((sentDispute as { id: string }).id).toBe(nowDispute?.id);
+        else if (nowDispute) {
+          expect(nowDispute.status).toBe('won');
+          expect(view.history.filter((h: { to: string }) => h.to === 'disputed' || h.to === 'dispute_lost')).toEqual([]);
+        }
       }
       events.forEach((e, i) => {
         expect(e.data.status).toBe(view.history[i].to);
