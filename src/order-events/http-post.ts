@@ -1,7 +1,8 @@
 import { Pool } from 'undici';
+import { MAX_IN_FLIGHT } from './send-capacity';
 
-/** Kept-alive connections per endpoint, as many as the sender has sends in flight. */
-const CONNECTIONS_PER_ENDPOINT = 64;
+/** Kept-alive connections per endpoint: as many as the sender has sends in flight. */
+const CONNECTIONS_PER_ENDPOINT = MAX_IN_FLIGHT;
 /** The first characters of an answer kept for operators (last_error). */
 const ANSWER_KEPT = 500;
 
