@@ -21,6 +21,8 @@ export interface GateResult {
   serverUsPerGenuine?: number;
   serverUsPerJunk?: number;
   cpu: { alone: CpuUse[]; flooded: CpuUse[] };
+  /** Genuine events beyond the unpaid orders (each repeated an order already paid, and its applying changed nothing). */
+  ordersRepeated: number;
 }
 
 /**
@@ -77,6 +79,7 @@ export async function runGatePhase(options: {
   pool: Pool;
   secret: string;
   runTag: string;
+  /** Unpaid orders, one per genuine event. */
   orders: { from: number; count: number };
   connections: number;
   junkConnections: number;
@@ -86,8 +89,15 @@ export async function runGatePhase(options: {
   warmupS: number;
 }): Promise<GateResult> {
   const { settleUrl, secret, runTag, orders, connections, durationS } = options;
-  const genuine = async (tag: string, seconds = durationS) =>
-    postEvents(settleUrl, new EventSource(`${runTag}${tag}`, secret, orders.from, orders.count, 0), { connections, durationS: seconds });
+  // Each run takes the next unpaid orders, one event each; past the last one it cycles over them all (paid by then).
+  let taken = 0;
+  const genuine = async (tag: string, seconds = durationS) => {
+    const left = orders.count - taken;
+    const source = left > 0 ? new EventSource(`${runTag}${tag}`, secret, orders.from + taken, left, 0) : new EventSource(`${runTag}${tag}`, secret, orders.from, orders.count, 0);
+    const result = await postEvents(settleUrl, source, { connections, durationS: seconds });
+    taken += source.taken;
+    return result;
+  };
   const drained = async () => {
     const quiet = await waitFor(async () => {
       const { rows } = await options.pool.query<{ n: string }>(`SELECT count(*) AS n FROM webhook_events WHERE status = 'received'`);
@@ -145,6 +155,7 @@ export async function runGatePhase(options: {
     // Only when the junk was numerous enough for its share to stand out of the genuine events' variation.
     serverUsPerJunk: Number.isFinite(junkCpuS) && junkCpuS > 0 && junk.during >= 1000 ? (1e6 * junkCpuS) / junk.during : undefined,
     cpu,
+    ordersRepeated: Math.max(0, taken - orders.count),
   };
 }
 
