@@ -141,6 +141,9 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     const result = await this.post(delivery);
     this.inFlight--;
     this.answered.push(result);
+    // Half the room free: claim other orders' deliveries now rather than after the answers are recorded,
+    // so a backlog streams out instead of going in rounds (an order's next still waits for the record).
+    if (this.inFlight <= sendCapacity(this.load?.utilization ?? 0) / 2) this.wake(0);
     if (result.status === 'pending') {
       // This process tries again when it is due; the sweep would find it too, a little later.
       setTimeout(() => this.wake(0), Math.max(0, result.nextAttemptAt.getTime() - Date.now())).unref();
@@ -153,7 +156,8 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     if (this.recordTimer) return;
     this.recordTimer = setTimeout(() => {
       this.recordTimer = undefined;
-      void this.record().then(() => this.wake());
+      // Recorded: the orders' next events are due now, not after a wake's coalescing.
+      void this.record().then(() => this.wake(0));
     }, RECORD_COALESCE_MS);
   }
 

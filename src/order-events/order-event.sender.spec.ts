@@ -1,0 +1,99 @@
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { AppConfig } from '../config/app-config';
+import { Metrics } from '../metrics/metrics';
+import { OrderEventSender } from './order-event.sender';
+import { ClaimedDelivery, DeliveryResult } from './order-event.types';
+import { OrderEventsListener } from './order-events.listener';
+import { OrderEventsRepository } from './order-events.repository';
+import { MAX_IN_FLIGHT } from './send-capacity';
+
+/**
+ * The sender against a real HTTP endpoint, with its repository replaced: the
+ * order of its claims, records and sweeps is what is checked here (the
+ * repository's statements have their own tests on PostgreSQL).
+ */
+describe('OrderEventSender', () => {
+  let server: Server;
+  let url: string;
+  const held: ServerResponse[] = [];
+  let answerAll = false;
+
+  beforeAll(async () => {
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on('end', () => (answerAll ? res.end('ok') : held.push(res)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const waitFor = async (check: () => boolean, ms = 5000) => {
+    const until = Date.now() + ms;
+    while (!check() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 5));
+    return check();
+  };
+
+  it('claims other orders as soon as half its sends are answered, while their answers are still being recorded', async () => {
+    const due: ClaimedDelivery[] = Array.from({ length: 500 }, (_, i) => ({
+      eventId: `oev_test_${i}`,
+      endpoint: url,
+      attempt: 1,
+      retryFrom: new Date(),
+      createdAt: new Date(),
+      body: JSON.stringify({ id: `oev_test_${i}`, type: 'order.paid', createdAt: new Date().toISOString(), sequence: 1, data: {} }),
+    }));
+    // What the sender asked of the repository, in order; recording never finishes during the test.
+    const calls: Array<{ call: 'claim' | 'record' | 'park'; limit?: number }> = [];
+    let releaseRecords!: () => void;
+    const recordsReleased = new Promise<void>((resolve) => (releaseRecords = resolve));
+    const repository = {
+      claimDue: async (limit: number) => {
+        calls.push({ call: 'claim', limit });
+        return due.splice(0, limit);
+      },
+      recordResults: async (_results: DeliveryResult[]) => {
+        calls.push({ call: 'record' });
+        await recordsReleased;
+      },
+      parkBlocked: async () => {
+        calls.push({ call: 'park' });
+        return 0;
+      },
+    } as unknown as OrderEventsRepository;
+    const listener = { subscribe: () => () => undefined } as unknown as OrderEventsListener;
+    const config = {
+      orderEvents: { endpoints: [url], secret: `whsec_${Buffer.from('order-event-sender-test').toString('base64')}`, retryBaseMs: 1000, giveUpAfterMs: 60_000, timeoutMs: 10_000, streamHeartbeatMs: 15_000 },
+    } as unknown as AppConfig;
+    const sender = new OrderEventSender(repository, listener, config, new Metrics());
+    try {
+      sender.onApplicationBootstrap();
+      expect(await waitFor(() => held.length === MAX_IN_FLIGHT)).toBe(true);
+      expect(calls).toEqual([{ call: 'claim', limit: MAX_IN_FLIGHT }]);
+      // Just after a sweep (it parks, then wakes a claim that finds no room): the next is a second
+      // away, so a claim before it is the sender's own doing.
+      expect(await waitFor(() => calls.some((c) => c.call === 'park'))).toBe(true);
+      // The sweep's own wake (WAKE_COALESCE_MS after it) finds no room either.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const seen = calls.length;
+      const answered = MAX_IN_FLIGHT / 2;
+      for (const res of held.splice(0, answered)) res.end('ok');
+      expect(await waitFor(() => calls.slice(seen).some((c) => c.call !== 'record'))).toBe(true);
+      const next = calls.slice(seen).find((c) => c.call !== 'record');
+      expect(next).toEqual({ call: 'claim', limit: answered });
+      // The claim's sends reach the endpoint: it holds a full room again.
+      expect(await waitFor(() => held.length === MAX_IN_FLIGHT)).toBe(true);
+    } finally {
+      due.length = 0;
+      answerAll = true;
+      releaseRecords();
+      for (const res of held.splice(0)) res.end('ok');
+      await sender.onModuleDestroy();
+    }
+  });
+});
