@@ -34,6 +34,8 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private claiming = false;
   private parking = false;
   private claimAgain = false;
+  /** The last claim filled all the room it had: more deliveries are due than are in flight. */
+  private backlogged = false;
   private wakeTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
   private answered: DeliveryResult[] = [];
@@ -108,7 +110,8 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
         if (room <= 0) break;
         const claimed = await this.events.claimDue(room, this.leaseMs, this.config.orderEvents.endpoints);
         for (const delivery of claimed) this.track(this.send(delivery));
-        if (claimed.length === room) this.claimAgain = true;
+        this.backlogged = claimed.length === room;
+        if (this.backlogged) this.claimAgain = true;
       } while (this.claimAgain && !this.stopped);
     } catch (err) {
       this.logger.warn({ msg: 'claiming order event deliveries failed; the sweep tries again', error: (err as Error).message });
@@ -141,9 +144,10 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     const result = await this.post(delivery);
     this.inFlight--;
     this.answered.push(result);
-    // Half the room free: claim other orders' deliveries now rather than after the answers are recorded,
-    // so a backlog streams out instead of going in rounds (an order's next still waits for the record).
-    if (this.inFlight <= sendCapacity(this.load?.utilization ?? 0) / 2) this.wake(0);
+    // Behind a backlog, with half the room free: claim other orders' deliveries now rather than after the
+    // answers are recorded, so it streams out instead of going in rounds (an order's next still waits for
+    // the record). Without one, new events announce themselves, and a claim per answer would be waste.
+    if (this.backlogged && this.inFlight <= sendCapacity(this.load?.utilization ?? 0) / 2) this.wake(0);
     if (result.status === 'pending') {
       // This process tries again when it is due; the sweep would find it too, a little later.
       setTimeout(() => this.wake(0), Math.max(0, result.nextAttemptAt.getTime() - Date.now())).unref();
@@ -156,8 +160,8 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     if (this.recordTimer) return;
     this.recordTimer = setTimeout(() => {
       this.recordTimer = undefined;
-      // Recorded: the orders' next events are due now, not after a wake's coalescing.
-      void this.record().then(() => this.wake(0));
+      // Recorded: the orders' next events are due now; behind a backlog, claim at once.
+      void this.record().then(() => this.wake(this.backlogged ? 0 : WAKE_COALESCE_MS));
     }, RECORD_COALESCE_MS);
   }
 
