@@ -106,7 +106,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
       do {
         this.claimAgain = false;
         // Fewer sends while the event loop is saturated (see EventLoopLoad); an answer wakes us again.
-        const room = sendCapacity(this.load?.utilization ?? 0) - this.inFlight;
+        const room = this.capacity() - this.inFlight;
         if (room <= 0) break;
         const claimed = await this.events.claimDue(room, this.leaseMs, this.config.orderEvents.endpoints);
         for (const delivery of claimed) this.track(this.send(delivery));
@@ -118,6 +118,11 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     } finally {
       this.claiming = false;
     }
+  }
+
+  /** Sends this process may have in flight now (fewer while the event loop is saturated: see EventLoopLoad). */
+  private capacity(): number {
+    return sendCapacity(this.load?.utilization ?? 0);
   }
 
   /** Takes the deliveries waiting behind an earlier undelivered event out of the claim's way (see OrderEventsRepository.parkBlocked). */
@@ -147,7 +152,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     // Behind a backlog, with half the room free: claim other orders' deliveries now rather than after the
     // answers are recorded, so it streams out instead of going in rounds (an order's next still waits for
     // the record). Without one, new events announce themselves, and a claim per answer would be waste.
-    if (this.backlogged && this.inFlight <= sendCapacity(this.load?.utilization ?? 0) / 2) this.wake(0);
+    if (this.backlogged && this.inFlight <= this.capacity() / 2) this.wake(0);
     if (result.status === 'pending') {
       // This process tries again when it is due; the sweep would find it too, a little later.
       setTimeout(() => this.wake(0), Math.max(0, result.nextAttemptAt.getTime() - Date.now())).unref();
