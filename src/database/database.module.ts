@@ -13,6 +13,7 @@ import { LighterOrderEventDeliveries1765000000000 } from './migrations/176500000
 import { OrderEventClaimFunction1765100000000 } from './migrations/1765100000000-order-event-claim-function';
 import { RoomForInPlaceUpdates1765200000000 } from './migrations/1765200000000-room-for-in-place-updates';
 import { OrderEventParkBlocked1765300000000 } from './migrations/1765300000000-order-event-park-blocked';
+import { OrderEventClaimByLine1765400000000 } from './migrations/1765400000000-order-event-claim-by-line';
 import { Database, planPools } from './database';
 
 export const MIGRATIONS = [
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   OrderEventClaimFunction1765100000000,
   RoomForInPlaceUpdates1765200000000,
   OrderEventParkBlocked1765300000000,
+  OrderEventClaimByLine1765400000000,
 ];
 
 /**

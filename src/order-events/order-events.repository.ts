@@ -53,8 +53,8 @@ const insertEvents = (views: (batch: string) => string) => `WITH t AS (
  * COMMITTED) and dropped, so no delivery is ever leased twice. Each comes with
  * the body to POST as PostgreSQL writes it (the event's fields, then `data` as
  * stored): the sender neither parses nor re-serializes it. The statement is the
- * function order_event_claim_due (migration 1765100000000), which carries the
- * planner settings that keep it in index order under a backlog.
+ * function order_event_claim_due (migrations 1765100000000, 1765400000000), which
+ * carries the planner settings that keep it in index order under a backlog.
  */
 const CLAIM_DUE = prepared(`SELECT event_id, endpoint, attempts, retry_from, created_at, body FROM order_event_claim_due($1, $2, $3)`);
 
