@@ -12,7 +12,8 @@ import { WEBHOOK_QUEUE } from '../../src/webhooks/webhook-queue';
 import Stripe from 'stripe';
 import { MockPsp } from '../../src/mock-psp';
 import { createTestDatabase, testRedisUrl } from '../support/services';
-import { applySettleSchema, inboxBacklog, removeUnpaidOrders, seedOrders, walPosition, walSince } from './lib/db';
+import { applySettleSchema, inboxBacklog, removeUnpaidOrders, seedOrders } from './lib/db';
+import { BENCH_METRICS_TOKEN, FloodResult, measureFlood, OrderEventReceiver, startOrderEventReceiver, undeliveredOrderEvents } from './lib/flood';
 import { ClosedLoopResult, PaidWatcher, paceEvents, postEvents } from './lib/load';
 import { CpuMeter, CpuUse } from './lib/cpu';
 import { ServerProcess } from './lib/processes';
@@ -23,6 +24,7 @@ import { runReconcilePhase, ReconcileResult } from './phases/reconcile';
 import { runGatePhase, GateResult } from './phases/gate';
 import { EmbeddedResult, runEmbeddedPhase } from './phases/embedded';
 import { MixedResult, runMixedPhase } from './phases/mixed';
+import { DeliveryResult, runDeliveryPhase } from './phases/delivery';
 
 /**
  * `npm run bench`: webhook ingest, settle latency and rate, the reconciler
@@ -56,7 +58,9 @@ const cfg = {
   mixedOrders: num('BENCH_MIXED_ORDERS', 1_000),
   /** Seed of the mixed flood's duplicates and shuffle (in the results, to replay a run's delivery order). */
   mixedSeed: num('BENCH_MIXED_SEED', randomInt(1, 2 ** 31)),
-  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,gate,reconcile,mixed,orders,embedded').split(',').map((s) => s.trim()),
+  /** Rounds of the delivery phase: in each, a flood without order events posted and one with (ABBA order). */
+  deliveryRounds: num('BENCH_DELIVERY_ROUNDS', 3),
+  phases: (process.env.BENCH_PHASES ?? 'ingest,settle,delivery,gate,reconcile,mixed,orders,embedded').split(',').map((s) => s.trim()),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   appScript: process.env.BENCH_APP_SCRIPT ?? join(ROOT, 'dist-bench', 'src', 'main.js'),
   /** Diagnostics only: `api` runs Settle without its queue processor, to see the ack path alone (nothing settles then). */
@@ -69,6 +73,9 @@ const cfg = {
   /** 1: Settle posts its order events to a local receiver (ORDER_EVENTS_URL), and the flood reports their delivery too. */
   orderEvents: process.env.BENCH_ORDER_EVENTS === '1',
 };
+
+/** Events that warm each delivery-phase process up (JIT, pools) before its measured flood. */
+const DELIVERY_WARM_EVENTS = 2_000;
 
 /**
  * The goals. Rates are ratios of the plain raw floor measured in the same run
@@ -90,6 +97,8 @@ const TARGETS = {
   reconcileCalls: 3,
   rssMb: 200,
   gateFloodRatio: 0.8,
+  /** Delivering order events: at most this share of the flood's settle rate (median of the delivery phase's rounds). */
+  deliveryCost: 0.15,
 };
 
 interface IngestTarget extends ClosedLoopResult {
@@ -100,29 +109,14 @@ interface Results {
   ingest: { floor?: IngestTarget; floorBatched?: IngestTarget; naive?: IngestTarget; settle?: IngestTarget; settleAll?: IngestTarget; settleBacklogDrainS?: number; error?: string };
   settle: {
     paced?: { offered: number; sent: number; ok: number; errors: number; ack: Distribution; settle: Distribution; unsettled: number; maxInFlight: number };
-    flood?: {
-      events: number;
-      ingest: ClosedLoopResult;
-      allPaidS: number;
-      rate: number;
-      unsettled: number;
-      settle: Distribution;
-      /** From the app's own settle_event_processing_seconds: mean time to apply one event (its transaction), and jobs applied at once on average (Little's law). */
-      meanApplyMs?: number;
-      meanJobsInFlight?: number;
-      /** Mean events per applying transaction during the flood. */
-      meanBatchSize?: number;
-      /** WAL the PostgreSQL server wrote from the flood's first send until all were paid, per event (intake, applying, order events). */
-      walBytesPerEvent?: number;
-      /** BENCH_ORDER_EVENTS=1: the flood's order events at the receiver. */
-      orderEvents?: { delivered: number; allDeliveredS: number; rate: number; undelivered: number; age: Distribution; badSignatures: number };
-    };
+    flood?: FloodResult;
     error?: string;
   };
   reconcile?: ReconcileResult & { error?: string };
   mixed?: MixedResult & { error?: string };
   orders?: OrdersResult & { error?: string };
   gate?: GateResult & { error?: string };
+  delivery?: DeliveryResult & { error?: string };
   embedded?: EmbeddedResult & { error?: string };
   rss: { idleMb?: number; peakMb?: number; byPhaseMb: Record<string, number> };
   /** Per phase: cores the measured server used, and how busy the whole (shared) machine was. */
@@ -198,6 +192,8 @@ async function main(): Promise<string[]> {
     open: { from: 3_000_001, count: cfg.openOrders },
     allInOne: { from: 5_000_001, count: cfg.allInOneOrders },
     gate: { from: 7_000_001, count: cfg.gateOrders },
+    // Each round's two floods, each with a warm-up of its own, on the delivery phase's own database.
+    delivery: { from: 8_000_001 },
   };
 
   const settleDb = await createTestDatabase();
@@ -273,6 +269,30 @@ async function main(): Promise<string[]> {
       results.settle.error = (err as Error).message;
     }
     markRss('settle');
+  }
+
+  if (cfg.phases.includes('delivery')) {
+    const deliveryPrefix = `${queuePrefix}-delivery`;
+    cleanups.push(() => cleanRedis(deliveryPrefix));
+    try {
+      const { ORDER_EVENTS_URL: _url, ORDER_EVENTS_SECRET: _secret, ...plainEnv } = settleEnv;
+      results.delivery = await runDeliveryPhase({
+        phase,
+        appScript: cfg.appScript,
+        nodeArgs: cfg.appNodeArgs,
+        env: plainEnv,
+        queuePrefix: deliveryPrefix,
+        secret,
+        runTag,
+        rounds: cfg.deliveryRounds,
+        floodEvents: cfg.floodEvents,
+        warmEvents: DELIVERY_WARM_EVENTS,
+        connections: cfg.connections,
+        orderFrom: ranges.delivery.from,
+      });
+    } catch (err) {
+      results.delivery = { error: (err as Error).message } as Results['delivery'];
+    }
   }
 
   if (cfg.phases.includes('gate')) {
@@ -489,25 +509,6 @@ async function runBaseline(
   }
 }
 
-interface OrderEventReceiver {
-  server: ServerProcess;
-  url: string;
-  secret: string;
-  stats(): Promise<{ requests: number; badSignatures: number; firstSeen: Array<[number, number]> }>;
-}
-
-/** test/bench/servers/order-event-receiver.ts in its own process. */
-async function startOrderEventReceiver(): Promise<OrderEventReceiver> {
-  const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  const server = await ServerProcess.start('order-event-receiver', join(__dirname, 'servers', 'order-event-receiver.js'), { ORDER_EVENTS_SECRET: secret, PORT: '0' });
-  return { server, url: `${server.url}/order-events`, secret, stats: async () => (await (await fetch(`${server.url}/stats`)).json()) as Awaited<ReturnType<OrderEventReceiver['stats']>> };
-}
-
-async function undeliveredOrderEvents(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM order_event_deliveries WHERE status <> 'delivered'`);
-  return Number(rows[0]?.n ?? 0);
-}
-
 /** A short warm-up (JIT, pools), then the measured closed-loop run, each with unique signed events. */
 async function ingestAgainst(
   label: string,
@@ -567,65 +568,7 @@ async function runSettle(
 
   results.settle.flood = await phase(
     `settle flood: ${fmt(cfg.floodEvents)} events at ${cfg.connections} connections`,
-    async () => {
-      const watcher = new PaidWatcher(pool, 25);
-      const before = await processingMetric(settle.url);
-      const source = new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count);
-      const sentAt = new Map<string, number>();
-      const walBefore = await walPosition(pool);
-      const began = performance.now();
-      const beganWall = Date.now();
-      await watcher.start();
-      const ingest = await postEvents(settle.url, source, {
-        connections: cfg.connections,
-        amount: cfg.floodEvents,
-        onSend: (e) => {
-          watcher.expect(e.orderId);
-          sentAt.set(e.orderId, performance.now());
-        },
-      });
-      await watcher.drained(180_000);
-      const walBytes = await walSince(pool, walBefore);
-      await watcher.stop();
-      const lastPaid = Math.max(...watcher.paidAt.values());
-      const allPaidS = (lastPaid - began) / 1000;
-      // Here from the send, not the ack (autocannon does not say when each answer came): queueing time included.
-      const latencies = [...watcher.paidAt].map(([id, at]) => at - (sentAt.get(id) ?? began));
-      const after = await processingMetric(settle.url);
-      const applied = before && after ? after.count - before.count : NaN;
-      const meanApplyMs = before && after && applied > 0 ? (1000 * (after.sum - before.sum)) / applied : undefined;
-      const rate = watcher.paidAt.size / allPaidS;
-      let orderEvents: NonNullable<NonNullable<Results['settle']['flood']>['orderEvents']> | undefined;
-      if (receiver) {
-        await waitFor(async () => (await undeliveredOrderEvents(pool)) === 0, 180_000, 100);
-        const stats = await receiver.stats();
-        // Earlier phases' events were all delivered before the flood began (see above).
-        const flood = stats.firstSeen.filter(([at]) => at >= beganWall).map(([at, ageMs]) => ({ at, ageMs }));
-        const lastAt = Math.max(...flood.map((s) => s.at));
-        const allDeliveredS = (lastAt - beganWall) / 1000;
-        orderEvents = {
-          delivered: flood.length,
-          allDeliveredS,
-          rate: flood.length / allDeliveredS,
-          undelivered: await undeliveredOrderEvents(pool),
-          age: distribution(flood.map((s) => s.ageMs)),
-          badSignatures: stats.badSignatures,
-        };
-      }
-      return {
-        events: cfg.floodEvents,
-        ingest,
-        allPaidS,
-        rate,
-        unsettled: watcher.outstanding,
-        settle: distribution(latencies),
-        meanApplyMs,
-        meanJobsInFlight: meanApplyMs !== undefined ? (rate * meanApplyMs) / 1000 : undefined,
-        meanBatchSize: before && after && after.batches > before.batches ? (after.batchedEvents - before.batchedEvents) / (after.batches - before.batches) : undefined,
-        walBytesPerEvent: walBytes / cfg.floodEvents,
-        orderEvents,
-      };
-    },
+    () => measureFlood({ url: settle.url, pool, source: new EventSource(`${runTag}flood`, secret, ranges.flood.from, ranges.flood.count, ranges.flood.count), events: cfg.floodEvents, connections: cfg.connections, receiver }),
     (r) =>
       `ingest ${fmt(r.ingest.rate)} ev/s; all paid after ${fmt(r.allPaidS, 1)} s = ${fmt(r.rate)} settled/s; ` +
       `apply ${ms(r.meanApplyMs)} mean, ${fmt(r.meanJobsInFlight, 1)} jobs in flight, ${fmt(r.meanBatchSize, 1)} events a batch; ` +
@@ -635,32 +578,6 @@ async function runSettle(
           `commit→receiver p50 ${ms(r.orderEvents.age.p50)}, p99 ${ms(r.orderEvents.age.p99)}, ${r.orderEvents.undelivered} undelivered, ${r.orderEvents.badSignatures} bad signatures`
         : ''),
   );
-}
-
-/**
- * From GET /metrics: sum and count of settle_event_processing_seconds (all
- * outcomes) and of settle_event_batch_size (events per applying transaction).
- */
-/** GET /metrics needs a key; the bench scrapes with a token of its own, as Prometheus would. */
-const BENCH_METRICS_TOKEN = `bench-metrics-${randomBytes(8).toString('hex')}`;
-
-async function processingMetric(url: string): Promise<{ sum: number; count: number; batchedEvents: number; batches: number } | undefined> {
-  try {
-    const text = await (await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${BENCH_METRICS_TOKEN}` } })).text();
-    const total = (name: string, part: 'sum' | 'count') => {
-      let value = 0;
-      for (const m of text.matchAll(new RegExp(`^${name}_${part}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) value += Number(m[1]);
-      return value;
-    };
-    return {
-      sum: total('settle_event_processing_seconds', 'sum'),
-      count: total('settle_event_processing_seconds', 'count'),
-      batchedEvents: total('settle_event_batch_size', 'sum'),
-      batches: total('settle_event_batch_size', 'count'),
-    };
-  } catch {
-    return undefined;
-  }
 }
 
 async function cleanRedis(prefix: string): Promise<void> {
@@ -697,6 +614,8 @@ function report(r: Results, runTag: string): string[] {
   const flood = r.settle.flood;
   const rec = r.reconcile;
   const mixed = r.mixed;
+  const dlv = r.delivery;
+  const pct = (v: number) => (Number.isFinite(v) ? `${fmt(v * 100)} %` : '–');
   const orders = r.orders;
   const emb = r.embedded;
   const noFloor = 'the floor is measured by the ingest phase';
@@ -746,6 +665,11 @@ function report(r: Results, runTag: string): string[] {
       target: `Genuine acks beside a junk flood >= ${TARGETS.gateFloodRatio}x alone, none refused`,
       ...(r.gate?.rounds ? judged(r.gate.ratio, (v) => v >= TARGETS.gateFloodRatio && r.gate?.floodedErrors === 0, `${x(r.gate.ratio)}, ${r.gate.floodedErrors} errors`) : { ok: undefined, measured: '–' }),
     },
+    deliveryCost: {
+      target: `Delivering order events costs the flood's settle rate <= ${fmt(TARGETS.deliveryCost * 100)} % (median of ${cfg.deliveryRounds} rounds)`,
+      ok: dlv?.rounds ? dlv.medianCost <= TARGETS.deliveryCost && dlv.undelivered === 0 && dlv.badSignatures === 0 : undefined,
+      measured: dlv?.rounds ? `${pct(dlv.medianCost)} (rounds: ${dlv.rounds.map((d) => pct(d.cost)).join(', ')}), ${dlv.undelivered} undelivered, ${dlv.badSignatures} bad signatures` : '–',
+    },
     rss: {
       target: `Peak RSS (Settle process) <= ${TARGETS.rssMb} MB`,
       ok: r.rss.peakMb !== undefined ? r.rss.peakMb <= TARGETS.rssMb : undefined,
@@ -784,6 +708,33 @@ function report(r: Results, runTag: string): string[] {
           ['  order event commit→receiver p50 / p99', flood?.orderEvents ? `${ms(flood.orderEvents.age.p50)} / ${ms(flood.orderEvents.age.p99)}` : '–', '', '', '', '', ''],
         ] as Row[])
       : []),
+    [
+      `Flood settled/s with order events posted / without (${dlv?.rounds?.length ?? cfg.deliveryRounds} rounds, ABBA)`,
+      dlv?.rounds ? dlv.rounds.map((d) => `${fmt(d.with.rate)} / ${fmt(d.without.rate)}`).join(', ') : '–',
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
+    [
+      '  cost: 1 - with ÷ without, each round (median)',
+      dlv?.rounds ? `${dlv.rounds.map((d) => pct(d.cost)).join(', ')} (${pct(dlv.medianCost)})` : '–',
+      '',
+      '',
+      '',
+      `<= ${fmt(TARGETS.deliveryCost * 100)} %`,
+      verdict(checks.deliveryCost),
+    ],
+    [
+      '  order events delivered/s, commit→receiver p50 / p99 (medians)',
+      dlv?.rounds ? `${fmt(dlv.deliveredPerS)}/s, ${ms(dlv.ageP50Ms)} / ${ms(dlv.ageP99Ms)}, ${dlv.undelivered} undelivered` : '–',
+      '',
+      '',
+      '',
+      '',
+      '',
+    ],
     [
       `Mixed flood (${fmt(mixed?.orders ?? cfg.mixedOrders)} orders${mixed?.deliveries ? `, ${fmt(mixed.deliveries)} deliveries` : ''}, 10 % twice, shuffled): ingest`,
       mixed?.ingest ? `${fmt(mixed.ingest.rate)} ev/s, ${mixed.ingest.errors} errors` : '–',
@@ -846,6 +797,7 @@ function report(r: Results, runTag: string): string[] {
       ['reconcile', r.reconcile?.error],
       ['orders', r.orders?.error],
       ['gate', r.gate?.error],
+      ['delivery', r.delivery?.error],
       ['embedded', r.embedded?.error],
     ] as Array<[string, string | undefined]>
   ).filter((e): e is [string, string] => Boolean(e[1]));

@@ -9,8 +9,7 @@ import { ClosedLoopResult, postEvents } from '../lib/load';
 import { distribution, Distribution, fmt, ms, waitFor } from '../lib/stats';
 import { signatureHeader, SignedEvent } from '../lib/stripe-events';
 import { ORDER_BODY } from './orders';
-
-type Phase = <T>(label: string, run: () => Promise<T>, summary: (r: T) => string, pid?: number) => Promise<T>;
+import { Phase } from '../lib/phase';
 
 /** A success followed by one partial refund (the e2e flows refund partially only on the way to a full refund). */
 type MixedFlow = FlowName | 'partialRefund';

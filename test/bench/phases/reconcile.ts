@@ -10,8 +10,7 @@ import { PaidWatcher } from '../lib/load';
 import { fmt, ms } from '../lib/stats';
 import { BENCH_AMOUNT, BENCH_CURRENCY, benchOrderId } from '../lib/stripe-events';
 import { ORDER_BODY } from './orders';
-
-type Phase = <T>(label: string, run: () => Promise<T>, summary: (r: T) => string, pid?: number) => Promise<T>;
+import { Phase } from '../lib/phase';
 
 /**
  * How long ago the open orders were created and their payments last checked
