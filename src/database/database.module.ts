@@ -14,6 +14,7 @@ import { OrderEventClaimFunction1765100000000 } from './migrations/1765100000000
 import { RoomForInPlaceUpdates1765200000000 } from './migrations/1765200000000-room-for-in-place-updates';
 import { OrderEventParkBlocked1765300000000 } from './migrations/1765300000000-order-event-park-blocked';
 import { OrderEventClaimByLine1765400000000 } from './migrations/1765400000000-order-event-claim-by-line';
+import { OrderEventParkByKey1765500000000 } from './migrations/1765500000000-order-event-park-by-key';
 import { Database, planPools } from './database';
 
 export const MIGRATIONS = [
@@ -29,6 +30,7 @@ export const MIGRATIONS = [
   RoomForInPlaceUpdates1765200000000,
   OrderEventParkBlocked1765300000000,
   OrderEventClaimByLine1765400000000,
+  OrderEventParkByKey1765500000000,
 ];
 
 /**

@@ -149,4 +149,33 @@ describe('Order events: the sender finds its rows by index whatever the statisti
     const delivered = await stack.db.query(`SELECT count(*)::int AS n FROM order_event_deliveries WHERE event_id = $1 AND status = 'delivered'`, [second]);
     expect(delivered.rows[0].n).toBe(BATCH);
   });
+
+  it('parks: each waiting delivery found by its key, not by walking every pending one per candidate', async () => {
+    // Lines of another order whose first event waits for its retry (in 10 min) and whose second,
+    // due for 2 min, waits behind it: a backlog the sweep parks. The statistics still say none is pending.
+    const other = (await request(stack.url).post('/orders').send(orderBody()).expect(201)).body.id as string;
+    const parkEndpoints = endpoints.map((e) => `${e}/park`);
+    for (const [sequence, inS] of [[1, 600], [2, -120]] as const) {
+      const id = `oev_plans_park_${sequence}`;
+      await stack.db.query(`INSERT INTO order_events (id, order_id, sequence, type, data, created_at) VALUES ($1, $2, $3, 'order.paid', '{}', now())`, [id, other, sequence]);
+      await stack.db.query(
+        `INSERT INTO order_event_deliveries (event_id, endpoint, order_id, sequence, status, next_attempt_at, retry_from)
+         SELECT $1, e, $2, $3, 'pending', now() + make_interval(secs => $4), now() FROM unnest($5::text[]) AS e`,
+        [id, other, sequence, inS, parkEndpoints],
+      );
+    }
+
+    // The function as the sweep calls it, in a transaction of the test's own: its row counters are this transaction's.
+    await stack.db.query('BEGIN');
+    try {
+      const parked = await stack.db.query(`SELECT order_event_park_blocked(500, 30000, 3600000, $1) AS n`, [parkEndpoints]);
+      const { rows } = await stack.db.query(`SELECT idx_tup_fetch + seq_tup_read AS read FROM pg_stat_xact_user_tables WHERE relname = 'order_event_deliveries'`);
+      expect(parked.rows[0].n).toBe(LINES);
+      // Per parked delivery a handful (its candidate, its blocker, its row to update: ~1,900 rows in all
+      // here); walking every pending delivery per candidate read LINES × LINES and more (90,792).
+      expect(Number(rows[0].read)).toBeLessThan(LINES * 10);
+    } finally {
+      await stack.db.query('ROLLBACK');
+    }
+  });
 });
