@@ -8,6 +8,7 @@ import { Metrics } from '../metrics/metrics';
 import { PspClient } from '../psp/psp-client';
 import { SDK_API_VERSION } from '../psp/stripe.client';
 import { InboxMark, InboxRepository } from './webhook-inbox.repository';
+import type { TransactionTurn } from './transaction-turn';
 
 /** What became of one inbox event. */
 export type EventOutcome = Decision['outcome'] | 'unknown_type' | 'unknown_object' | 'already_done' | 'missing';
@@ -76,14 +77,16 @@ export class PaymentApplier {
    * Applies these inbox events; safe to call any number of times for the same
    * event. Each id gets its outcome, or the Error of the PSP look-up it needed
    * (that event alone fails). Throws when a transaction fails: nothing of it
-   * was written or counted.
+   * was written or counted. With a `turn`, each transaction waits for it
+   * (the processor's one at a time); the PSP is asked outside it.
    */
-  async applyEvents(ids: string[]): Promise<Map<string, EventOutcome | Error>> {
+  async applyEvents(ids: string[], turn?: TransactionTurn): Promise<Map<string, EventOutcome | Error>> {
     const results = new Map<string, EventOutcome | Error>();
     const answers = new Map<string, PspAnswer>();
     let pending = [...new Set(ids)];
     for (let round = 0; pending.length > 0; round++) {
-      const questions = await this.transitions.run((uow) => this.applyInUnit(uow, pending, answers, results));
+      const unit = () => this.transitions.run((uow) => this.applyInUnit(uow, pending, answers, results));
+      const questions = await (turn ? turn.run(unit) : unit());
       if (round === MAX_PSP_ROUNDS) {
         for (const q of questions) results.set(q.eventId, new Error('the PSP did not make this event decidable'));
         break;

@@ -6,6 +6,7 @@ import { EXPIRABLE_STATUSES } from '../../src/orders/order-status';
 import { OrdersService } from '../../src/orders/orders.service';
 import { ReconcilerService } from '../../src/reconciliation/reconciler.service';
 import { PaymentApplier } from '../../src/webhooks/payment-applier';
+import { TransactionTurn } from '../../src/webhooks/transaction-turn';
 import { WebhookInbox } from '../../src/webhooks/webhook-inbox.service';
 import { openTransactions, ServiceTier, startServiceTier } from '../support/service-tier';
 
@@ -92,6 +93,27 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     expect((await applier.applyEvents([action])).get(action)).toBe('applied');
     expect(tier.psp.calls).toEqual(['retrieve_payment_intent']);
     expect(seenOpen).toEqual([0]);
+    expect(await statusOf(o.orderId)).toBe('requires_action');
+  });
+
+  it("asks the PSP outside the processor's turn: another transaction takes the turn while the PSP answers", async () => {
+    const o = await newOrder();
+    const t = Math.floor(Date.now() / 1000);
+    const failed = await storeIntentEvent(o, 'payment_intent.payment_failed', 'requires_payment_method', t, {
+      last_payment_error: { type: 'card_error' } as Stripe.PaymentIntent.LastPaymentError,
+    });
+    expect((await applier.applyEvents([failed])).get(failed)).toBe('applied');
+    const action = await storeIntentEvent(o, 'payment_intent.requires_action', 'requires_action', t);
+    tier.psp.setIntent(o.intentId, { status: 'requires_action' });
+    const turn = new TransactionTurn();
+    let tookTurn = false;
+    // Held by the batch during the call, the turn would never come: the race gives up after 2 s.
+    tier.psp.onCall = async () => {
+      await Promise.race([turn.run(async () => void (tookTurn = true)), new Promise((resolve) => setTimeout(resolve, 2000))]);
+    };
+    expect((await applier.applyEvents([action], turn)).get(action)).toBe('applied');
+    expect(tier.psp.calls).toEqual(['retrieve_payment_intent']);
+    expect(tookTurn).toBe(true);
     expect(await statusOf(o.orderId)).toBe('requires_action');
   });
 
