@@ -18,6 +18,7 @@ import { MetricsModule } from './metrics/metrics.module';
 import { LoggingModule } from './logging/logging.module';
 import { adminAuthMiddleware } from './common/admin-auth.middleware';
 import { AuthFailureThrottle, AuthFailureThrottleModule } from './common/auth-failure-throttle';
+import { ApplyBacklogModule } from './common/apply-backlog';
 import { StorefrontModule } from './storefront/storefront.module';
 
 /** Composes the process for its APP_ROLE: api serves HTTP, worker processes the queue and reconciles, all does both. */
@@ -41,6 +42,7 @@ export class AppModule {
           useFactory: (c: AppConfig) => ({ url: c.redisUrl, prefix: c.queuePrefix, settings: WEBHOOK_QUEUE_SETTINGS }),
         }),
         MetricsModule.forRoot(serves),
+        ApplyBacklogModule,
         WebhooksModule.forRole(config.role),
         OrderEventsModule.forRole(config.role),
         ...(serves

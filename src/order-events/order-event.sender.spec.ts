@@ -1,12 +1,13 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { ApplyBacklog, BEHIND_BATCH, BEHIND_FOR_MS } from '../common/apply-backlog';
 import { AppConfig } from '../config/app-config';
 import { Metrics } from '../metrics/metrics';
 import { OrderEventSender } from './order-event.sender';
 import { ClaimedDelivery, DeliveryResult } from './order-event.types';
 import { OrderEventsListener } from './order-events.listener';
 import { OrderEventsRepository } from './order-events.repository';
-import { MAX_IN_FLIGHT } from './send-capacity';
+import { BUSY_CLAIM_INTERVAL_MS, MAX_IN_FLIGHT, MAX_IN_FLIGHT_BUSY } from './send-capacity';
 
 /**
  * The sender against a real HTTP endpoint, with its repository replaced: the
@@ -70,7 +71,7 @@ describe('OrderEventSender', () => {
     const config = {
       orderEvents: { endpoints: [url], secret: `whsec_${Buffer.from('order-event-sender-test').toString('base64')}`, retryBaseMs: 1000, giveUpAfterMs: 60_000, timeoutMs: 10_000, streamHeartbeatMs: 15_000 },
     } as unknown as AppConfig;
-    const sender = new OrderEventSender(repository, listener, config, new Metrics());
+    const sender = new OrderEventSender(repository, listener, config, new Metrics(), new ApplyBacklog());
     try {
       sender.onApplicationBootstrap();
       expect(await waitFor(() => held.length === MAX_IN_FLIGHT)).toBe(true);
@@ -96,6 +97,48 @@ describe('OrderEventSender', () => {
       releaseRecords();
       for (const res of held.splice(0)) res.end('ok');
       await sender.onModuleDestroy();
+    }
+  });
+  it('while the applier is behind, keeps a few sends in flight and claims at most every BUSY_CLAIM_INTERVAL_MS, then goes back to full speed', async () => {
+    let n = 0;
+    const claims: Array<{ at: number; limit: number }> = [];
+    const repository = {
+      claimDue: async (limit: number) => {
+        claims.push({ at: Date.now(), limit });
+        return Array.from({ length: limit }, () => {
+          const id = `oev_busy_${n++}`;
+          return { eventId: id, endpoint: url, attempt: 1, retryFrom: new Date(), createdAt: new Date(), body: JSON.stringify({ id, type: 'order.paid', sequence: 1, data: {} }) };
+        });
+      },
+      recordResults: async () => undefined,
+      parkBlocked: async () => 0,
+    } as unknown as OrderEventsRepository;
+    const listener = { subscribe: () => () => undefined } as unknown as OrderEventsListener;
+    const config = {
+      orderEvents: { endpoints: [url], secret: `whsec_${Buffer.from('order-event-sender-test').toString('base64')}`, retryBaseMs: 1000, giveUpAfterMs: 60_000, timeoutMs: 10_000, streamHeartbeatMs: 15_000 },
+    } as unknown as AppConfig;
+    const backlog = new ApplyBacklog();
+    // The processor cutting a large batch every 100 ms: a flood being applied.
+    backlog.noteBatch(BEHIND_BATCH);
+    const flood = setInterval(() => backlog.noteBatch(BEHIND_BATCH), 100);
+    answerAll = true;
+    const sender = new OrderEventSender(repository, listener, config, new Metrics(), backlog);
+    try {
+      sender.onApplicationBootstrap();
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      const busy = claims.splice(0);
+      // Every due delivery is answered at once, so only the pacing holds the claims back.
+      expect(busy.length).toBeGreaterThanOrEqual(2);
+      expect(busy.length).toBeLessThanOrEqual(Math.ceil(1200 / BUSY_CLAIM_INTERVAL_MS) + 1);
+      for (const claim of busy) expect(claim.limit).toBeLessThanOrEqual(MAX_IN_FLIGHT_BUSY);
+      for (let i = 1; i < busy.length; i++) expect(busy[i]!.at - busy[i - 1]!.at).toBeGreaterThanOrEqual(BUSY_CLAIM_INTERVAL_MS - 1);
+      clearInterval(flood);
+      await new Promise((resolve) => setTimeout(resolve, BEHIND_FOR_MS));
+      expect(await waitFor(() => claims.some((c) => c.limit > MAX_IN_FLIGHT_BUSY))).toBe(true);
+    } finally {
+      clearInterval(flood);
+      await sender.onModuleDestroy();
+      answerAll = false;
     }
   });
 });

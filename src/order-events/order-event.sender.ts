@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { ApplyBacklog } from '../common/apply-backlog';
 import { AppConfig } from '../config/app-config';
 import { APP_CONFIG } from '../config/config.module';
 import { Metrics } from '../metrics/metrics';
@@ -8,7 +9,7 @@ import { OrderEventsRepository } from './order-events.repository';
 import { nextAttemptAt } from './retry-schedule';
 import { closeEndpointConnections, postJson } from './http-post';
 import { EventSigner } from './event-signer';
-import { EventLoopLoad, sendCapacity } from './send-capacity';
+import { EventLoopLoad, claimDelay, isSaturated, sendCapacity } from './send-capacity';
 
 /** How often the outbox is swept for what no notification announced (another process died, a retry came due), and waiting deliveries are parked. */
 const SWEEP_MS = 1000;
@@ -32,6 +33,8 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private readonly leaseMs: number;
   private inFlight = 0;
   private claiming = false;
+  /** When the last claim was made (ms since the epoch): while the loop is saturated, claims are spaced (see claimDelay). */
+  private lastClaimAt = 0;
   private parking = false;
   private claimAgain = false;
   /** The last claim filled all the room it had: more deliveries are due than are in flight. */
@@ -52,6 +55,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     private readonly listener: OrderEventsListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: Metrics,
+    private readonly applyBacklog: ApplyBacklog,
   ) {
     const { secret, timeoutMs } = config.orderEvents;
     if (secret) this.signer = new EventSigner(secret);
@@ -102,12 +106,20 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private async claim(): Promise<void> {
     if (this.claiming || this.stopped) return;
     this.claiming = true;
+    let retryInMs = 0;
     try {
       do {
         this.claimAgain = false;
-        // Fewer sends while the event loop is saturated (see EventLoopLoad); an answer wakes us again.
-        const room = this.capacity() - this.inFlight;
+        // Fewer sends, claimed less often, while the process is busy (see isBusy); an answer wakes us again.
+        const busy = this.isBusy();
+        const delay = claimDelay(busy, this.lastClaimAt, Date.now());
+        if (delay > 0) {
+          retryInMs = delay;
+          break;
+        }
+        const room = sendCapacity(busy) - this.inFlight;
         if (room <= 0) break;
+        this.lastClaimAt = Date.now();
         const claimed = await this.events.claimDue(room, this.leaseMs, this.config.orderEvents.endpoints);
         for (const delivery of claimed) this.track(this.send(delivery));
         this.backlogged = claimed.length === room;
@@ -117,12 +129,20 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
       this.logger.warn({ msg: 'claiming order event deliveries failed; the sweep tries again', error: (err as Error).message });
     } finally {
       this.claiming = false;
+      if (retryInMs > 0) this.wake(retryInMs);
     }
   }
 
-  /** Sends this process may have in flight now (fewer while the event loop is saturated: see EventLoopLoad). */
-  private capacity(): number {
-    return sendCapacity(this.load?.utilization ?? 0);
+  /**
+   * Busy: the event loop is saturated (see EventLoopLoad), or this process's
+   * applier is behind (see ApplyBacklog). Then order events wait for payments:
+   * a few sends, claimed a few times a second, and the backlog goes out once
+   * the burst is applied. Deferring to the saturated loop alone did not help
+   * much: in a flood it hovers around the threshold while PostgreSQL, Redis and
+   * the load share the two cores.
+   */
+  private isBusy(): boolean {
+    return isSaturated(this.load?.utilization ?? 0) || this.applyBacklog.behind();
   }
 
   /** Takes the deliveries waiting behind an earlier undelivered event out of the claim's way (see OrderEventsRepository.parkBlocked). */
@@ -152,7 +172,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
     // Behind a backlog, with half the room free: claim other orders' deliveries now rather than after the
     // answers are recorded, so it streams out instead of going in rounds (an order's next still waits for
     // the record). Without one, new events announce themselves, and a claim per answer would be waste.
-    if (this.backlogged && this.inFlight <= this.capacity() / 2) this.wake(0);
+    if (this.backlogged && this.inFlight <= sendCapacity(this.isBusy()) / 2) this.wake(0);
     if (result.status === 'pending') {
       // This process tries again when it is due; the sweep would find it too, a little later.
       setTimeout(() => this.wake(0), Math.max(0, result.nextAttemptAt.getTime() - Date.now())).unref();

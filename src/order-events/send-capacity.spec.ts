@@ -1,13 +1,22 @@
-import { BUSY_UTILIZATION, EventLoopLoad, MAX_IN_FLIGHT, MAX_IN_FLIGHT_BUSY, sendCapacity } from './send-capacity';
+import { BUSY_CLAIM_INTERVAL_MS, BUSY_UTILIZATION, EventLoopLoad, MAX_IN_FLIGHT, MAX_IN_FLIGHT_BUSY, claimDelay, isSaturated, sendCapacity } from './send-capacity';
 
-describe('sendCapacity', () => {
-  it('keeps every send slot while the event loop has room, and a few (never none) once it is saturated', () => {
-    expect(sendCapacity(0)).toBe(MAX_IN_FLIGHT);
-    expect(sendCapacity(BUSY_UTILIZATION - 0.01)).toBe(MAX_IN_FLIGHT);
-    expect(sendCapacity(BUSY_UTILIZATION)).toBe(MAX_IN_FLIGHT_BUSY);
-    expect(sendCapacity(1)).toBe(MAX_IN_FLIGHT_BUSY);
+describe('sendCapacity and claimDelay', () => {
+  it('keep every send slot and claim at once while the process has room; a few slots (never none), claimed at intervals, while it is busy', () => {
+    expect(sendCapacity(false)).toBe(MAX_IN_FLIGHT);
+    expect(sendCapacity(true)).toBe(MAX_IN_FLIGHT_BUSY);
     expect(MAX_IN_FLIGHT_BUSY).toBeGreaterThan(0);
     expect(MAX_IN_FLIGHT_BUSY).toBeLessThan(MAX_IN_FLIGHT);
+    expect(claimDelay(false, 1000, 1001)).toBe(0);
+    expect(claimDelay(true, 1000, 1001)).toBe(BUSY_CLAIM_INTERVAL_MS - 1);
+    expect(claimDelay(true, 1000, 1000 + BUSY_CLAIM_INTERVAL_MS)).toBe(0);
+    expect(claimDelay(true, 0, 1_000_000)).toBe(0);
+  });
+
+  it('counts an event loop as saturated from BUSY_UTILIZATION', () => {
+    expect(isSaturated(0)).toBe(false);
+    expect(isSaturated(BUSY_UTILIZATION - 0.01)).toBe(false);
+    expect(isSaturated(BUSY_UTILIZATION)).toBe(true);
+    expect(isSaturated(1)).toBe(true);
   });
 });
 

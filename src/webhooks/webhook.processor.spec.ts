@@ -1,4 +1,5 @@
 import type { Job } from 'bull';
+import { ApplyBacklog } from '../common/apply-backlog';
 import { Metrics } from '../metrics/metrics';
 import type { EventOutcome, PaymentApplier } from './payment-applier';
 import type { TransactionTurn } from './transaction-turn';
@@ -37,10 +38,12 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 describe('WebhookProcessor batching', () => {
   let applier: HeldApplier;
   let processor: WebhookProcessor;
+  let backlog: ApplyBacklog;
 
   beforeEach(() => {
     applier = new HeldApplier();
-    processor = new WebhookProcessor(applier as unknown as PaymentApplier, {} as InboxRepository, new Metrics());
+    backlog = new ApplyBacklog();
+    processor = new WebhookProcessor(applier as unknown as PaymentApplier, {} as InboxRepository, new Metrics(), backlog);
   });
 
   it('applies one transaction at a time, and what arrived during it together in the next', async () => {
@@ -59,13 +62,14 @@ describe('WebhookProcessor batching', () => {
     applier.commit();
     await expect(Promise.all(later)).resolves.toEqual(['1 applied', '2 applied']);
     expect(applier.mostOpen).toBe(1);
+    expect(backlog.behind()).toBe(false);
   });
 
   it('cuts a backlog into transactions of at most 512 events', async () => {
     const blocker = processor.handle(jobOf('evt_first'));
     await settle();
     const ids = Array.from({ length: 600 }, (_, i) => `evt_${i}`);
-    const backlog = processor.handle(jobOf(...ids));
+    const large = processor.handle(jobOf(...ids));
     await settle();
     applier.commit();
     await blocker;
@@ -73,7 +77,9 @@ describe('WebhookProcessor batching', () => {
     applier.commit();
     await settle();
     applier.commit();
-    await expect(backlog).resolves.toBe('600 applied');
+    await expect(large).resolves.toBe('600 applied');
     expect(applier.transactions.map((t) => t.length)).toEqual([1, 512, 88]);
+    // Batches that large tell the order-event sender to wait (see ApplyBacklog).
+    expect(backlog.behind()).toBe(true);
   });
 });

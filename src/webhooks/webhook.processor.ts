@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Process, Processor } from '@nestjs/bull';
 import type { Job } from 'bull';
+import { ApplyBacklog } from '../common/apply-backlog';
 import { Metrics } from '../metrics/metrics';
 import { EventOutcome, PaymentApplier } from './payment-applier';
 import { InboxRepository } from './webhook-inbox.repository';
@@ -46,7 +47,12 @@ export class WebhookProcessor {
   private readonly turn = new TransactionTurn();
   private draining = false;
 
-  constructor(private readonly applier: PaymentApplier, private readonly inbox: InboxRepository, private readonly metrics: Metrics) {}
+  constructor(
+    private readonly applier: PaymentApplier,
+    private readonly inbox: InboxRepository,
+    private readonly metrics: Metrics,
+    private readonly backlog: ApplyBacklog,
+  ) {}
 
   @Process({ concurrency: CONCURRENCY })
   async handle(job: Job<WebhookJob>): Promise<string> {
@@ -91,7 +97,9 @@ export class WebhookProcessor {
     try {
       while (this.waiting.length > 0) {
         await this.turn.idle();
-        void this.applyBatch(this.waiting.splice(0, MAX_BATCH));
+        const batch = this.waiting.splice(0, MAX_BATCH);
+        this.backlog.noteBatch(batch.length);
+        void this.applyBatch(batch);
       }
     } finally {
       this.draining = false;
