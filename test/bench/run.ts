@@ -70,6 +70,8 @@ const cfg = {
   /** Diagnostics: extra node flags for the Settle process (e.g. --trace-gc); its output is then kept in bench-results/. */
   // The app runs with the node flags of `npm run start:prod` and the Docker image.
   appNodeArgs: (process.env.BENCH_APP_NODE_ARGS ?? '--max-old-space-size=160').split(' ').filter(Boolean),
+  /** Diagnosis: another build's dist-bench/src/main.js; the delivery phase then compares its floods with this build's (no order events posted). */
+  compareScript: process.env.BENCH_COMPARE_SCRIPT,
   /** 1: Settle posts its order events to a local receiver (ORDER_EVENTS_URL), and the flood reports their delivery too. */
   orderEvents: process.env.BENCH_ORDER_EVENTS === '1',
 };
@@ -289,6 +291,7 @@ async function main(): Promise<string[]> {
         warmEvents: DELIVERY_WARM_EVENTS,
         connections: cfg.connections,
         orderFrom: ranges.delivery.from,
+        compareScript: cfg.compareScript,
       });
     } catch (err) {
       results.delivery = { error: (err as Error).message } as Results['delivery'];
@@ -667,7 +670,7 @@ function report(r: Results, runTag: string): string[] {
     },
     deliveryCost: {
       target: `Delivering order events costs the flood's settle rate <= ${fmt(TARGETS.deliveryCost * 100)} % (median of ${cfg.deliveryRounds} rounds)`,
-      ok: dlv?.rounds ? dlv.medianCost <= TARGETS.deliveryCost && dlv.undelivered === 0 && dlv.badSignatures === 0 : undefined,
+      ok: dlv?.rounds && !cfg.compareScript ? dlv.medianCost <= TARGETS.deliveryCost && dlv.undelivered === 0 && dlv.badSignatures === 0 : undefined,
       measured: dlv?.rounds ? `${pct(dlv.medianCost)} (rounds: ${dlv.rounds.map((d) => pct(d.cost)).join(', ')}), ${dlv.undelivered} undelivered, ${dlv.badSignatures} bad signatures` : '–',
     },
     rss: {
@@ -709,7 +712,9 @@ function report(r: Results, runTag: string): string[] {
         ] as Row[])
       : []),
     [
-      `Flood settled/s with order events posted / without (${dlv?.rounds?.length ?? cfg.deliveryRounds} rounds, ABBA)`,
+      cfg.compareScript
+        ? `Flood settled/s, this build / BENCH_COMPARE_SCRIPT's (${dlv?.rounds?.length ?? cfg.deliveryRounds} rounds, ABBA)`
+        : `Flood settled/s with order events posted / without (${dlv?.rounds?.length ?? cfg.deliveryRounds} rounds, ABBA)`,
       dlv?.rounds ? dlv.rounds.map((d) => `${fmt(d.with.rate)} / ${fmt(d.without.rate)}`).join(', ') : '–',
       '',
       '',
@@ -718,7 +723,7 @@ function report(r: Results, runTag: string): string[] {
       '',
     ],
     [
-      '  cost: 1 - with ÷ without, each round (median)',
+      cfg.compareScript ? '  1 - this ÷ that, each round (median; below 0: this build is faster)' : '  cost: 1 - with ÷ without, each round (median)',
       dlv?.rounds ? `${dlv.rounds.map((d) => pct(d.cost)).join(', ')} (${pct(dlv.medianCost)})` : '–',
       '',
       '',

@@ -56,6 +56,12 @@ export async function runDeliveryPhase(input: {
   connections: number;
   /** The first order number of the phase's own (rounds × 2 floods, each warmEvents + floodEvents orders). */
   orderFrom: number;
+  /**
+   * Diagnosis (BENCH_COMPARE_SCRIPT): another build of Settle. Then no order
+   * events are posted on either side: the 'without' floods run that build and
+   * the 'with' floods this one, so `cost` is 1 - this build ÷ that one.
+   */
+  compareScript?: string;
 }): Promise<DeliveryResult> {
   const { phase } = input;
   const perFlood = input.warmEvents + input.floodEvents;
@@ -73,10 +79,10 @@ export async function runDeliveryPhase(input: {
       for (const mode of order) {
         const k = round * 2 + order.indexOf(mode);
         const from = input.orderFrom + k * perFlood;
-        const withReceiver = mode === 'with' ? receiver : undefined;
+        const withReceiver = mode === 'with' && !input.compareScript ? receiver : undefined;
         const settle = await ServerProcess.start(
           `settle-delivery-${mode}`,
-          input.appScript,
+          mode === 'without' && input.compareScript ? input.compareScript : input.appScript,
           { ...env, ...(withReceiver ? { ORDER_EVENTS_URL: withReceiver.url, ORDER_EVENTS_SECRET: withReceiver.secret } : {}) },
           { nodeArgs: input.nodeArgs },
         );
@@ -89,8 +95,9 @@ export async function runDeliveryPhase(input: {
           // Warm-up: the JIT and the pools, on orders of this flood's own; applied (and delivered) before the flood.
           await postEvents(settle.url, new EventSource(`${input.runTag}dw${k}`, input.secret, from, input.warmEvents, 0), { connections: input.connections, amount: input.warmEvents });
           await waitFor(async () => (await inboxBacklog(pool)) === 0 && (!withReceiver || (await undeliveredOrderEvents(pool)) === 0), 120_000, 100);
+          const side = input.compareScript ? (mode === 'with' ? 'this build' : 'the compared build') : `${mode} order events posted`;
           measured[mode] = await phase(
-            `delivery round ${round + 1}/${input.rounds}, ${mode} order events posted: flood of ${fmt(input.floodEvents)} at ${input.connections} connections`,
+            `delivery round ${round + 1}/${input.rounds}, ${side}: flood of ${fmt(input.floodEvents)} at ${input.connections} connections`,
             () =>
               measureFlood({
                 url: settle.url,
