@@ -16,8 +16,12 @@ export interface InboxEventHead {
 /** Longest an enqueue waits for Redis before leaving the job to the relay (the events are stored either way). */
 const ENQUEUE_WAIT_MS = 1500;
 
-/** Most events written by one INSERT (and carried by one job). */
+/** Most events written by one INSERT. */
 const MAX_BATCH = 256;
+/** A job carries consecutive batches while the intake stays busy, up to about this many events... */
+export const JOB_EVENTS = 64;
+/** ...or for this long after its first batch was stored. */
+export const JOB_HOLD_MS = 10;
 
 interface PendingEvent {
   head: InboxEventHead;
@@ -33,6 +37,11 @@ export interface InboxJob {
   ids: string[];
 }
 
+/** The job the intake's batches are being stored under: added to the queue when the intake goes idle, or it is full or old. */
+interface OpenJob extends InboxJob {
+  openedAt: number;
+}
+
 /**
  * The inbox path shared by the webhook handler and the reconciler: store the
  * event (the unique id makes redelivery harmless), then hand it to Bull. The
@@ -45,6 +54,7 @@ export class WebhookInbox {
   private readonly logger = new Logger(WebhookInbox.name);
   private waiting: PendingEvent[] = [];
   private writing = false;
+  private openJob?: OpenJob;
 
   constructor(
     private readonly rows: InboxRepository,
@@ -58,8 +68,11 @@ export class WebhookInbox {
    * one is queued again by the relay). Rejects only when it could not be stored.
    *
    * Group commit: while one batch is being written, arriving events wait and
-   * go together in the next one: one INSERT and one Bull job for many
-   * events, with no timer, so a lone event is written at once.
+   * go together in the next one: one INSERT for many events, with no timer,
+   * so a lone event is written at once. While more are already waiting when a
+   * batch is stored, its job stays open and the next batches' rows name it too
+   * (up to JOB_EVENTS, JOB_HOLD_MS): fewer Bull jobs, each a few Redis round
+   * trips for its add, its move to active and its move to finished.
    */
   accept(head: InboxEventHead, payload: string, source: InboxSource): Promise<'stored' | 'duplicate'> {
     return new Promise((resolve, reject) => {
@@ -73,16 +86,27 @@ export class WebhookInbox {
     try {
       while (this.waiting.length > 0) {
         const batch = this.waiting.splice(0, MAX_BATCH);
-        const jobId = newBatchJobId();
-        const stored = await this.storeBatch(batch, jobId);
+        const job = (this.openJob ??= { jobId: newBatchJobId(), ids: [], openedAt: Date.now() });
+        const stored = await this.storeBatch(batch, job.jobId);
         // Stored is durable: answer now. The job only wakes the worker; if it is lost (Redis down,
         // the process dies before addBulk), the relay finds the rows by their job_id and queues it.
-        for (const entry of stored) entry.resolve('stored');
-        if (stored.length > 0) void this.enqueue([{ jobId, ids: stored.map((e) => e.head.id) }]);
+        for (const entry of stored) {
+          entry.resolve('stored');
+          job.ids.push(entry.head.id);
+        }
+        // Closed only between INSERTs, so every row naming the job is in it.
+        if (this.waiting.length === 0 || job.ids.length >= JOB_EVENTS || Date.now() - job.openedAt >= JOB_HOLD_MS) this.closeJob();
       }
     } finally {
+      this.closeJob();
       this.writing = false;
     }
+  }
+
+  private closeJob(): void {
+    const job = this.openJob;
+    this.openJob = undefined;
+    if (job && job.ids.length > 0) void this.enqueue([{ jobId: job.jobId, ids: job.ids }]);
   }
 
   /** Inserts a batch (its rows naming `jobId`) and settles every entry but the newly stored ones, which it returns. Never throws. */
