@@ -78,16 +78,21 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
     expect((await history(o.orderId)).map((h) => h.to_status)).toEqual(['requires_action', 'paid']);
   });
 
-  it('asks the PSP about a same-second event between transactions, never inside one', async () => {
+  /** A failure applied, then a requires_action of the same second, stored: only the PaymentIntent's current state (asked of the PSP) can order them. */
+  const sameSecondAsFailure = async () => {
     const o = await newOrder();
     const t = Math.floor(Date.now() / 1000);
     const failed = await storeIntentEvent(o, 'payment_intent.payment_failed', 'requires_payment_method', t, {
       last_payment_error: { type: 'card_error' } as Stripe.PaymentIntent.LastPaymentError,
     });
     expect((await applier.applyEvents([failed])).get(failed)).toBe('applied');
-    // Same second as the failure, and not progress: only the PaymentIntent's current state can order them.
     const action = await storeIntentEvent(o, 'payment_intent.requires_action', 'requires_action', t);
     tier.psp.setIntent(o.intentId, { status: 'requires_action' });
+    return { o, action };
+  };
+
+  it('asks the PSP about a same-second event between transactions, never inside one', async () => {
+    const { o, action } = await sameSecondAsFailure();
     const seenOpen: number[] = [];
     tier.psp.onCall = async () => void seenOpen.push(await openTransactions(tier.db));
     expect((await applier.applyEvents([action])).get(action)).toBe('applied');
@@ -97,14 +102,7 @@ describe('Order transitions on real PostgreSQL with a fake PSP', () => {
   });
 
   it("asks the PSP outside the processor's turn: another transaction takes the turn while the PSP answers", async () => {
-    const o = await newOrder();
-    const t = Math.floor(Date.now() / 1000);
-    const failed = await storeIntentEvent(o, 'payment_intent.payment_failed', 'requires_payment_method', t, {
-      last_payment_error: { type: 'card_error' } as Stripe.PaymentIntent.LastPaymentError,
-    });
-    expect((await applier.applyEvents([failed])).get(failed)).toBe('applied');
-    const action = await storeIntentEvent(o, 'payment_intent.requires_action', 'requires_action', t);
-    tier.psp.setIntent(o.intentId, { status: 'requires_action' });
+    const { o, action } = await sameSecondAsFailure();
     const turn = new TransactionTurn();
     let tookTurn = false;
     // Held by the batch during the call, the turn would never come: the race gives up after 2 s.
