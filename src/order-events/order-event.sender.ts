@@ -33,7 +33,7 @@ export class OrderEventSender implements OnApplicationBootstrap, OnModuleDestroy
   private readonly leaseMs: number;
   private inFlight = 0;
   private claiming = false;
-  /** When the last claim was made (ms since the epoch): while the loop is saturated, claims are spaced (see claimDelay). */
+  /** When the last claim was made (ms since the epoch): while the process is busy, claims are spaced (see claimDelay). */
   private lastClaimAt = 0;
   private parking = false;
   private claimAgain = false;

@@ -8,14 +8,14 @@ import { InboxRepository } from './webhook-inbox.repository';
 import { TransactionTurn } from './transaction-turn';
 import { WEBHOOK_QUEUE, WebhookJob, eventIdsOf } from './webhook-queue';
 
-// Jobs in flight per worker process (a job carries one intake batch: one event or many). Their
-// events wait in the batcher below, so many in flight means bigger batches rather than more
-// open transactions.
+// Jobs in flight per worker process (a job carries one or more intake batches: one event or
+// dozens). Their events wait in the batcher below, so many in flight means bigger batches rather
+// than more open transactions.
 const CONCURRENCY = 64;
 /**
  * Most events applied in one transaction. Under load a batch holds what arrived during the
  * previous transaction: ~200 in the bench's flood, where 64 (with two transactions at once)
- * held ~55 and settled 9-25 % fewer events a second in each of four ABBA rounds.
+ * held ~55 and settled 15-28 % fewer events a second in each of four ABBA rounds.
  */
 const MAX_BATCH = 512;
 
