@@ -45,7 +45,7 @@ interface OpenJob extends InboxJob {
 /**
  * The inbox path shared by the webhook handler and the reconciler: store the
  * event (the unique id makes redelivery harmless), then hand it to Bull. The
- * rows stored together go as one job, whose id they carry (job_id), so the
+ * rows of one or more consecutive INSERTs go as one job, whose id they carry (job_id), so the
  * relay can tell a job that was lost from one still waiting: no second write
  * per event to say it was queued.
  */

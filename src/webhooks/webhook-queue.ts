@@ -1,8 +1,8 @@
 import type { JobOptions, QueueOptions } from 'bull';
 
 /**
- * The Bull queue every accepted PSP event goes through. One job carries a
- * batch the intake stored together (job id in the rows' job_id), or one event
+ * The Bull queue every accepted PSP event goes through. One job carries the
+ * rows of one or more consecutive intake INSERTs (job id in the rows' job_id), or one event
  * (job id = event id: the reconciler's finds, replays, and jobs of earlier versions).
  */
 export const WEBHOOK_QUEUE = 'webhook-events';
