@@ -27,8 +27,13 @@ describe('WebhookInbox jobs', () => {
   let rows: HeldRows;
   let added: Array<{ jobId: string; ids: string[] }>;
   let inbox: WebhookInbox;
+  // The clock stands still unless a test moves it: a slow machine must not close a job by JOB_HOLD_MS between two steps.
+  let now: number;
+  let clock: jest.SpyInstance<number, []>;
 
   beforeEach(() => {
+    now = 1_000_000;
+    clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
     rows = new HeldRows();
     added = [];
     const queue = {
@@ -40,6 +45,8 @@ describe('WebhookInbox jobs', () => {
     } as unknown as Queue<WebhookJob>;
     inbox = new WebhookInbox(rows as unknown as InboxRepository, queue, new Metrics());
   });
+
+  afterEach(() => clock.mockRestore());
 
   it('queues a lone event as soon as it is stored', async () => {
     const stored = inbox.accept(head('evt_lone'), '{}', 'webhook');
@@ -92,24 +99,18 @@ describe('WebhookInbox jobs', () => {
     ]);
   });
   it('closes a job JOB_HOLD_MS after it opened even while more wait', async () => {
-    let now = 1_000_000;
-    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
-    try {
-      const first = inbox.accept(head('evt_old'), '{}', 'webhook');
-      await settle();
-      const next = inbox.accept(head('evt_young'), '{}', 'webhook');
-      now += JOB_HOLD_MS;
-      rows.commit();
-      await first;
-      await settle();
-      expect(added).toEqual([{ jobId: rows.inserts[0]!.jobId, ids: ['evt_old'] }]);
-      rows.commit();
-      await next;
-      await settle();
-      expect(rows.inserts[1]!.jobId).not.toBe(rows.inserts[0]!.jobId);
-      expect(added[1]).toEqual({ jobId: rows.inserts[1]!.jobId, ids: ['evt_young'] });
-    } finally {
-      clock.mockRestore();
-    }
+    const first = inbox.accept(head('evt_old'), '{}', 'webhook');
+    await settle();
+    const next = inbox.accept(head('evt_young'), '{}', 'webhook');
+    now += JOB_HOLD_MS;
+    rows.commit();
+    await first;
+    await settle();
+    expect(added).toEqual([{ jobId: rows.inserts[0]!.jobId, ids: ['evt_old'] }]);
+    rows.commit();
+    await next;
+    await settle();
+    expect(rows.inserts[1]!.jobId).not.toBe(rows.inserts[0]!.jobId);
+    expect(added[1]).toEqual({ jobId: rows.inserts[1]!.jobId, ids: ['evt_young'] });
   });
 });
