@@ -160,13 +160,25 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
     expect(seen.dropped).toBeGreaterThan(0);
   }, 120000);
 
+  /**
+   * The first run of each fault: it strikes as two multi-event flows start, with no drops, so every
+   * event they emit crosses it. The random timings alone could land every fault after its wave was
+   * applied (a CI run once drew three such for restartRedis) and prove nothing mid-stream.
+   */
+  const crossingExample: [FlowName[], { dropRate: number; duplicateRate: number; reorderWindow: number }, number, { faultAfter: number; faultAt: number; redisDownMs: number }] = [
+    ['refundFails', 'partialThenFullRefund', 'success'],
+    { dropRate: 0, duplicateRate: 0.2, reorderWindow: 3 },
+    1,
+    { faultAfter: 2, faultAt: 0, redisDownMs: 800 },
+  ];
+
   // A killed worker's jobs wait for their locks to lapse (10 s), and jobs Redis forgot wait for the
   // relay's 15 s grace, so these runs take 10-20 s each: fewer of them.
   it.each<[MidStreamFault]>([['killWorker'], ['restartRedis']])('the same with %s mid-stream', async (fault) => {
     const before = seen.crossingFault[fault];
     await fc.assert(
       fc.asyncProperty(flowsArb, faultsArb, seedArb, timingArb, async (flows, faults, seed, timing) => run(flows, faults, seed, fault, timing)),
-      { numRuns: Number(process.env.FC_RUNS ?? 3), endOnFailure: true, ...replay },
+      { numRuns: Number(process.env.FC_RUNS ?? 3), examples: [crossingExample], endOnFailure: true, ...replay },
     );
     // The fault landed mid-stream: events of the flows it interrupted were still to be applied.
     expect(seen.crossingFault[fault]).toBeGreaterThan(before);
