@@ -13,6 +13,10 @@ import { waitFor } from '../support/wait';
 
 type MidStreamFault = 'killWorker' | 'restartRedis';
 type Fault = 'none' | MidStreamFault;
+/** The mock's delivery faults a run draws (its delays are fixed). */
+type DeliveryFaults = { dropRate: number; duplicateRate: number; reorderWindow: number };
+/** Which flows run before a mid-stream fault, how far into them it lands, and how long Redis stays down. */
+type FaultTiming = { faultAfter: number; faultAt: number; redisDownMs: number };
 
 /**
  * The full-stack property with the faults of a real deployment: for any mix of
@@ -81,10 +85,10 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
   /** One run: the flows in two concurrent waves, the fault landing `faultAt` ms into the first, then the checks. */
   async function run(
     flows: FlowName[],
-    faults: { dropRate: number; duplicateRate: number; reorderWindow: number },
+    faults: DeliveryFaults,
     seed: number,
     fault: Fault,
-    timing: { faultAfter: number; faultAt: number; redisDownMs: number },
+    timing: FaultTiming,
   ): Promise<void> {
     const { faultAfter, faultAt, redisDownMs } = timing;
     stack.mock.setFaults({ ...faults, delayMs: [0, 200] }, seed);
@@ -165,7 +169,7 @@ describe('faults mid-stream: the full stack still ends where the PSP is', () => 
    * event they emit crosses it. The random timings alone could land every fault after its wave was
    * applied (a CI run once drew three such for restartRedis) and prove nothing mid-stream.
    */
-  const crossingExample: [FlowName[], { dropRate: number; duplicateRate: number; reorderWindow: number }, number, { faultAfter: number; faultAt: number; redisDownMs: number }] = [
+  const crossingExample: [FlowName[], DeliveryFaults, number, FaultTiming] = [
     ['refundFails', 'partialThenFullRefund', 'success'],
     { dropRate: 0, duplicateRate: 0.2, reorderWindow: 3 },
     1,
